@@ -1,0 +1,121 @@
+"""Exception types raised by facelab.
+
+Every error a user can cause (bad image, bad URL, no face, missing model) has its
+own type so callers can catch exactly what they expect.  All derive from
+:class:`FacelabError`.  The CLI maps :class:`InputError` to exit code 2 and
+:class:`NoFaceError` to exit code 1; the REST API maps them to 4xx responses.
+"""
+
+from __future__ import annotations
+
+
+class FacelabError(Exception):
+    """Base class of every facelab error.
+
+    ``code`` is a stable, machine-readable identifier (used by the REST API and
+    the CLI's JSON output); the message is for humans.
+    """
+
+    code = "facelab_error"
+
+    def __init__(self, message: str, *, source: str | None = None):
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+        self.reason = message
+
+
+# --- bad input -------------------------------------------------------------------
+
+
+class InputError(FacelabError, ValueError):
+    """The input given to facelab cannot be used (file, bytes, URL, array, JSON...)."""
+
+    code = "bad_input"
+
+
+class ImageNotFoundError(InputError, FileNotFoundError):
+    code = "image_not_found"
+
+
+class EmptyImageError(InputError):
+    code = "empty_image"
+
+
+class CorruptImageError(InputError):
+    """The data looks like an image but cannot be decoded (truncated, damaged)."""
+
+    code = "corrupt_image"
+
+
+class UnsupportedImageError(InputError):
+    """The data is not an image in a format facelab reads."""
+
+    code = "unsupported_image"
+
+
+class ImageTooLargeError(InputError):
+    """The image has more pixels (or bytes) than the configured cap (decompression bombs)."""
+
+    code = "image_too_large"
+
+
+class URLError(InputError):
+    """An http(s) URL could not be fetched as an image."""
+
+    code = "bad_url"
+
+
+class URLTimeoutError(URLError):
+    code = "url_timeout"
+
+
+class HTTPStatusError(URLError):
+    code = "url_http_error"
+
+    def __init__(self, message: str, *, source: str | None = None, status: int = 0):
+        super().__init__(message, source=source)
+        self.status = status
+
+
+class URLContentTypeError(URLError):
+    code = "url_not_an_image"
+
+
+# --- faces -----------------------------------------------------------------------
+
+
+class NoFaceError(FacelabError):
+    """An operation needed a face and none was found."""
+
+    code = "no_face"
+
+
+# --- models and backends ---------------------------------------------------------
+
+
+class ModelError(FacelabError):
+    code = "model_error"
+
+
+class ModelNotFoundError(ModelError):
+    """A model file is missing: the message names the package to install or the file to pass."""
+
+    code = "model_not_found"
+
+
+class ModelChecksumError(ModelError):
+    """A model file does not match the SHA-256 recorded in facelab."""
+
+    code = "model_checksum"
+
+
+class UnknownBackendError(FacelabError, ValueError):
+    """A detector/landmarker/embedder/store name that is not registered."""
+
+    code = "unknown_backend"
+
+
+class ModelMismatchError(FacelabError, ValueError):
+    """Two embeddings from different models were compared."""
+
+    code = "model_mismatch"

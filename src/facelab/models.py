@@ -1,0 +1,121 @@
+"""Where model files come from, and their SHA-256 checks.
+
+facelab never downloads weights.  Every model file comes either from an
+installed package (``face-recognition-models``, ``opencv-python-headless``...)
+or from the files facelab ships in ``facelab/assets/``; each is pinned by the
+SHA-256 below and checked once per process before it is loaded.  A missing or
+altered file raises an error that names what to install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelChecksumError, ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    key: str
+    package: str  # importable module whose folder holds the file ("facelab" for shipped files)
+    relpath: str
+    sha256: str
+    install: str  # what to run when it is missing
+    license: str = ""
+
+
+MODEL_FILES: dict[str, ModelFile] = {}
+
+
+def register_model_file(mf: ModelFile) -> ModelFile:
+    MODEL_FILES[mf.key] = mf
+    return mf
+
+
+_FRM = "pip install face-recognition-models  (dlib models, Davis King, CC0/Boost; see face_recognition_models)"
+for _key, _file, _sha in [
+    ("dlib_resnet", "dlib_face_recognition_resnet_model_v1.dat", "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
+    ("dlib_mmod", "mmod_human_face_detector.dat", "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
+    ("dlib_sp5", "shape_predictor_5_face_landmarks.dat", "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),
+    ("dlib_sp68", "shape_predictor_68_face_landmarks.dat", "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),
+]:
+    register_model_file(ModelFile(_key, "face_recognition_models", f"models/{_file}", _sha, _FRM))
+
+register_model_file(
+    ModelFile(
+        "haar_frontalface",
+        "cv2",
+        "data/haarcascade_frontalface_default.xml",
+        "0f7d4527844eb514d4a4948e822da90fbb16a34a0bbbbc6adc6498747a5aafb0",
+        "pip install 'opencv-python-headless<5'  (OpenCV 5 has no CascadeClassifier)",
+        "Intel License Agreement (OpenCV)",
+    )
+)
+
+_verified: dict[tuple[str, int, float], str] = {}
+_lock = threading.Lock()
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    if spec.origin:
+        return Path(spec.origin).parent
+    return None
+
+
+def model_path(key: str) -> Path:
+    """The verified path of a registered model file (raises a clear error otherwise)."""
+    try:
+        mf = MODEL_FILES[key]
+    except KeyError:
+        raise ModelNotFoundError(f"no model file registered as {key!r}") from None
+    env = os.environ.get(f"FACELAB_MODEL_{key.upper()}")
+    if env:
+        path = Path(env)
+    else:
+        try:
+            base = _package_dir(mf.package)
+        except (ImportError, ValueError):
+            base = None
+        if base is None:
+            raise ModelNotFoundError(f"model {key!r} needs the package {mf.package!r}, which is not installed: {mf.install}")
+        path = base / mf.relpath
+    if not path.is_file():
+        raise ModelNotFoundError(f"model file for {key!r} is missing at {path}: {mf.install}")
+    verify_file(path, mf.sha256, what=f"model {key!r}", fix=f"reinstall it: {mf.install}")
+    return path
+
+
+def verify_file(path: str | os.PathLike[str], sha256: str, *, what: str, fix: str) -> None:
+    """Check ``path`` against ``sha256`` once per (path, size, mtime) per process."""
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime)
+    if _verified.get(key) == sha256:
+        return
+    with _lock:
+        if _verified.get(key) == sha256:
+            return
+        got = sha256_file(path)
+        if got != sha256:
+            raise ModelChecksumError(f"{what}: {path} has SHA-256 {got[:16]}…, expected {sha256[:16]}… (damaged or a different version); {fix}")
+        _verified[key] = sha256

@@ -1,0 +1,84 @@
+"""``FaceAnalysis``: one object composing detector, landmarks, embedder (and more).
+
+Like insightface's ``FaceAnalysis`` but without downloads: every model comes
+from an installed package or a file you pass, is built lazily, and is shared
+by every pipeline in the process.
+
+>>> fa = FaceAnalysis(detector="hog", landmarks="dlib68", embedder="dlib")
+>>> faces = fa.get(image)            # detected, with landmarks and embeddings
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .detect import DEFAULT_DETECTOR, Rotate, detect, get_detector
+from .embed import DEFAULT_EMBEDDER, get_embedder
+from .io import load_image
+from .landmarks import get_landmarker
+from .types import Face, ImageResult
+
+
+@dataclass
+class FaceAnalysis:
+    """Detect faces and compute what is asked for each of them.
+
+    ``landmarks`` / ``embedder`` may be ``None`` to skip that stage.
+    ``detector_options`` go to the detector (``min_face``, ``upsample``...).
+    ``flip`` averages each embedding with the one of the mirrored chip
+    (a little more accurate, twice the embedding cost).
+    """
+
+    detector: str = DEFAULT_DETECTOR
+    landmarks: str | None = "dlib68"
+    embedder: str | None = DEFAULT_EMBEDDER
+    rotate: Rotate = "auto"
+    flip: bool = False
+    min_score: float | None = None
+    max_faces: int | None = None
+    detector_options: dict[str, Any] = field(default_factory=dict)
+    embedder_options: dict[str, Any] = field(default_factory=dict)
+
+    def prepare(self) -> FaceAnalysis:
+        """Load every model now (otherwise each loads on first use)."""
+        get_detector(self.detector, **self.detector_options).prepare()
+        if self.landmarks:
+            get_landmarker(self.landmarks).prepare()
+        if self.embedder:
+            get_embedder(self.embedder, **self.embedder_options).prepare()
+        return self
+
+    def get(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 image, largest first, with the stages asked for."""
+        faces = detect(
+            image, self.detector, rotate=self.rotate, min_score=self.min_score, max_faces=self.max_faces, **self.detector_options
+        )
+        if not faces:
+            return faces
+        if self.landmarks:
+            lm = get_landmarker(self.landmarks)
+            for f, pts in zip(faces, lm.predict(image, faces)):
+                f.landmarks = pts
+        if self.embedder:
+            emb = get_embedder(self.embedder, **self.embedder_options)
+            for f, e in zip(faces, emb.embed(image, faces, flip=self.flip)):
+                f.embedding = e
+        return faces
+
+    __call__ = get
+
+    def process(self, source: Any) -> ImageResult:
+        """Load ``source`` (path, URL, bytes, array) and analyse it; errors propagate."""
+        from .io import describe_source
+
+        image = load_image(source)
+        name = describe_source(source)
+        return ImageResult(name, int(image.shape[1]), int(image.shape[0]), self.get(image))
+
+    @property
+    def stages(self) -> Sequence[str]:
+        return [s for s, on in (("detect", True), ("landmarks", self.landmarks), ("embed", self.embedder)) if on]

@@ -1,0 +1,100 @@
+"""The command line: JSON output, annotated images, exit codes, bad files, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def facelab(*args, timeout=300):
+    """Run the installed CLI in a subprocess (as a user would)."""
+    exe = shutil.which("facelab") or ""
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "facelab.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_detect_json(fr_examples):
+    r = facelab("detect", str(fr_examples / "two_people.jpg"), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out) == 1 and len(out[0]["faces"]) == 2
+    assert set(out[0]["faces"][0]["box"]) == {"left", "top", "right", "bottom"}
+
+
+def test_folder_with_a_bad_file_is_reported_and_skipped(tmp_path, fr_examples):
+    d = tmp_path / "photos"
+    d.mkdir()
+    shutil.copy(fr_examples / "obama.jpg", d / "a.jpg")
+    shutil.copy(fr_examples / "biden.jpg", d / "b.jpg")
+    (d / "c.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (d / "notes.txt").write_text("not an image, not listed")
+    out = tmp_path / "out"
+    r = facelab("landmarks", str(d), "--json", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert [os.path.basename(x["source"]) for x in res] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert len(res[0]["faces"]) == 1 and len(res[0]["faces"][0]["landmarks"]["points"]) == 68
+    assert res[2]["error_code"] in ("corrupt_image", "unsupported_image")
+    assert "c.jpg" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "a.jpg").is_file() and (out / "b.jpg").is_file() and (out / "results.json").is_file()
+
+
+def test_exit_codes(tmp_path, fr_examples):
+    missing = facelab("detect", str(tmp_path / "missing.jpg"))
+    assert missing.returncode == 2 and "missing.jpg: no such file" in missing.stderr and "Traceback" not in missing.stderr
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(blank)
+    nf = facelab("verify", str(fr_examples / "obama.jpg"), str(blank))
+    assert nf.returncode == 1 and "no face" in nf.stderr
+    assert facelab("detect", str(blank)).returncode == 0  # no face is fine for detect...
+    assert facelab("detect", str(blank), "--require-face").returncode == 1  # ...unless required
+    usage = facelab("detect", "--detector")
+    assert usage.returncode == 2
+    unknown = facelab("detect", str(blank), "--detector", "nope")
+    assert unknown.returncode == 2 and "unknown detector" in unknown.stderr
+
+
+def test_verify_text_and_json(fr_examples):
+    r = facelab("verify", str(fr_examples / "obama.jpg"), str(fr_examples / "obama2.jpg"))
+    assert r.returncode == 0 and r.stdout.startswith("same person")
+    r = facelab("verify", str(fr_examples / "obama.jpg"), str(fr_examples / "biden.jpg"), "--json")
+    v = json.loads(r.stdout)
+    assert v["same"] is False and v["distance"] > v["threshold"]
+
+
+def test_workers_give_the_same_results(tmp_path, fr_examples):
+    files = [str(fr_examples / f) for f in ("obama.jpg", "biden.jpg", "two_people.jpg", "obama2.jpg")]
+    one = json.loads(facelab("embed", *files, "--json", "-q").stdout)
+    two = json.loads(facelab("embed", *files, "--json", "-q", "--workers", "2").stdout)
+    assert [r["source"] for r in one] == files == [r["source"] for r in two]
+    for a, b in zip(one, two):
+        assert len(a["faces"]) == len(b["faces"])
+        for fa, fb in zip(a["faces"], b["faces"]):
+            assert fa["embedding"]["vector"] == fb["embedding"]["vector"]
+
+
+def test_analyze_names_known_people(tmp_path, fr_examples):
+    known = tmp_path / "known"
+    known.mkdir()
+    shutil.copy(fr_examples / "obama.jpg", known / "obama.jpg")
+    shutil.copy(fr_examples / "biden.jpg", known / "biden.jpg")
+    out = tmp_path / "out"
+    r = facelab("analyze", str(fr_examples / "knn_examples" / "test" / "obama_and_biden.jpg"), "--known", str(known), "--json", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    faces = json.loads(r.stdout)[0]["faces"]
+    names = sorted(f["identity"]["name"] for f in faces)
+    assert names == ["biden", "obama", "unknown"]
+    assert (out / "obama_and_biden.jpg").is_file()
+
+
+def test_models_command():
+    r = facelab("models", "--json")
+    info = json.loads(r.stdout)
+    assert "hog" in info["detectors"] and info["model_files"]["dlib_resnet"]["ok"]
