@@ -418,6 +418,20 @@ def models(as_json: JsonOpt = False) -> None:
         typer.echo(f"  {k:18s} {'ok  ' + v['path'] if v['ok'] else 'MISSING  ' + v['error']}")
 
 
+# Each room with commands has a ``cli.py`` defining ``register(app: typer.Typer)``; add its module here.
+COMMAND_MODULES: list[str] = []
+
+
+def _register_plugins() -> None:
+    import importlib
+
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(app)
+
+
+_register_plugins()
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"facelab {__version__}")

@@ -42,9 +42,10 @@ _worker_job: Job | None = None
 _worker_post: PostFn | None = None
 
 
-def _init_worker(job: Job, post: PostFn | None) -> None:
+def _init_worker(job: Job, post: PostFn | None, threads: int) -> None:
     global _worker_job, _worker_post
     _worker_job, _worker_post = job, post
+    os.environ.setdefault("FACELAB_THREADS", str(threads))  # share the cores between workers
     prepare = getattr(job, "prepare", None)
     if callable(prepare):
         try:
@@ -75,5 +76,5 @@ def run_many(job: Job, sources: Iterable[Any], *, workers: int = 1, post: PostFn
             yield run_one(job, s, post)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(job, post)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(job, post, max(1, default_workers() // workers))) as pool:
         yield from pool.map(_worker_run, sources, chunksize=chunksize)
