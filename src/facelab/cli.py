@@ -32,6 +32,12 @@ app = typer.Typer(
 
 EXIT_OK, EXIT_NO_FACE, EXIT_BAD_INPUT = 0, 1, 2
 
+# Command groups shared by several rooms: rooms add their commands to these in their register(app).
+train_app = typer.Typer(help="Train models on your own data (identities, attributes, landmarks...).", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Measure models on labelled data: accuracy, reports, plots.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+
 
 class RotateMode(str, Enum):
     auto = "auto"
@@ -419,6 +425,7 @@ def models(as_json: JsonOpt = False) -> None:
 
 
 # Each room with commands has a ``cli.py`` defining ``register(app: typer.Typer)``; add its module here.
+# Commands of the shared groups go on ``facelab.cli.train_app`` / ``facelab.cli.evaluate_app``.
 COMMAND_MODULES: list[str] = []
 
 
