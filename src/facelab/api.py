@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import align as _align
-from .detect import detect
+from .detect import detect, pick_face
 from .embed import distance, embed, get_embedder
 from .errors import NoFaceError
 from .io import as_image, describe_source
@@ -25,23 +25,43 @@ def align(image: Any, face: Face, size: int = 150, padding: float = 0.25, method
     return _align.align(as_image(image), face, size, padding, method)
 
 
-def largest_face(image: Any, *, model: str = "dlib", flip: bool = False, **detect_options: Any) -> Face:
-    """The largest face of an image, embedded; :class:`NoFaceError` if there is none."""
+#: Detection for verification: HOG for faces >= 80 px, then HOG for faces >= 40 px, then the
+#: MMOD CNN, each only when the previous one found nothing (then the rotation sweep).
+VERIFY_DETECTOR = "hog,hog@2,cnn"
+VERIFY_MIN_FACE = 80
+
+
+def largest_face(
+    image: Any,
+    *,
+    model: str = "dlib",
+    flip: bool = True,
+    pick: str = "largest",
+    detector: str = VERIFY_DETECTOR,
+    min_face: int = VERIFY_MIN_FACE,
+    **detect_options: Any,
+) -> Face:
+    """The main face of an image (``pick``: ``"largest"`` or ``"central"``), embedded.
+
+    Raises :class:`NoFaceError` if there is no face.
+    """
     img = as_image(image)
-    faces = detect(img, **detect_options)
+    faces = detect(img, detector, min_face=min_face, **detect_options)
     if not faces:
         raise NoFaceError("no face found", source=describe_source(image))
-    return embed(img, faces[:1], model, flip=flip)[0]
+    return embed(img, [pick_face(faces, img.shape, pick)], model, flip=flip)[0]
 
 
-def verify(a: Any, b: Any, *, model: str = "dlib", threshold: float | None = None, flip: bool = False, **detect_options: Any) -> Verification:
+def verify(
+    a: Any, b: Any, *, model: str = "dlib", threshold: float | None = None, flip: bool = True, pick: str = "largest", **detect_options: Any
+) -> Verification:
     """Are the (largest) faces of two images the same person?
 
     ``a`` and ``b`` may also be :class:`Face` objects that already have embeddings.
     The default threshold is the embedder's calibrated one.
     """
-    fa = a if isinstance(a, Face) and a.embedding is not None else largest_face(a, model=model, flip=flip, **detect_options)
-    fb = b if isinstance(b, Face) and b.embedding is not None else largest_face(b, model=model, flip=flip, **detect_options)
+    fa = a if isinstance(a, Face) and a.embedding is not None else largest_face(a, model=model, flip=flip, pick=pick, **detect_options)
+    fb = b if isinstance(b, Face) and b.embedding is not None else largest_face(b, model=model, flip=flip, pick=pick, **detect_options)
     emb = get_embedder(model)
     thr = emb.threshold if threshold is None else float(threshold)
     d = distance(fa, fb)

@@ -232,7 +232,7 @@ def _summary_table(results: list[ImageResult], extra=None) -> None:
     Console().print(t)
 
 
-def _pipeline(detector: str, rotate: RotateMode, min_face: int, landmarks: str | None, embedder: str | None, flip: bool = False) -> FaceAnalysis:
+def _pipeline(detector: str, rotate: RotateMode, min_face: int, landmarks: str | None, embedder: str | None, flip: bool = True) -> FaceAnalysis:
     return FaceAnalysis(detector=detector, landmarks=landmarks, embedder=embedder, rotate=_rotate_value(rotate), flip=flip, detector_options={"min_face": min_face})
 
 
@@ -301,7 +301,7 @@ def landmarks(
 def embed(
     paths: Paths,
     model: Annotated[str, typer.Option("--model", "-m", help="dlib, or an ArcFace/SFace-style .onnx file.")] = "dlib",
-    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Average with the mirrored face.")] = False,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Average with the mirrored face (default; thresholds assume it).")] = True,
     detector: DetectorOpt = "hog",
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
@@ -325,10 +325,10 @@ def verify(
     image2: Annotated[str, typer.Argument(help="Second image.")],
     threshold: Annotated[Optional[float], typer.Option("--threshold", "-t", help="Distance at or below which faces match (default: the model's calibrated one).")] = None,
     model: Annotated[str, typer.Option("--model", "-m")] = "dlib",
-    flip: Annotated[bool, typer.Option("--flip/--no-flip")] = False,
-    detector: DetectorOpt = "hog",
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Average with the mirrored face (default; thresholds assume it).")] = True,
+    detector: DetectorOpt = "hog,hog@2,cnn",
     rotate: RotateOpt = RotateMode.auto,
-    min_face: MinFaceOpt = 40,
+    min_face: MinFaceOpt = 80,
     as_json: JsonOpt = False,
 ) -> None:
     """Are the faces in two images the same person?  Exit 1 if either has no face."""

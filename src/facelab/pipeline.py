@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .detect import DEFAULT_DETECTOR, Rotate, detect, get_detector
+from .detect import DEFAULT_DETECTOR, Rotate, detect, get_detector, pick_face
 from .embed import DEFAULT_EMBEDDER, get_embedder
 from .io import load_image
 from .landmarks import get_landmarker
@@ -29,17 +29,19 @@ class FaceAnalysis:
 
     ``landmarks`` / ``embedder`` may be ``None`` to skip that stage.
     ``detector_options`` go to the detector (``min_face``, ``upsample``...).
-    ``flip`` averages each embedding with the one of the mirrored chip
-    (a little more accurate, twice the embedding cost).
+    ``flip`` (default on) averages each embedding with the one of the mirrored
+    chip: 99.0% instead of 98.8% on LFW View 1, twice the embedding cost.  ``pick`` keeps one
+    face per image, the ``"largest"`` or the most ``"central"``.
     """
 
     detector: str = DEFAULT_DETECTOR
     landmarks: str | None = "dlib68"
     embedder: str | None = DEFAULT_EMBEDDER
     rotate: Rotate = "auto"
-    flip: bool = False
+    flip: bool = True
     min_score: float | None = None
     max_faces: int | None = None
+    pick: str | None = None  # keep only one face: "largest" or "central"
     detector_options: dict[str, Any] = field(default_factory=dict)
     embedder_options: dict[str, Any] = field(default_factory=dict)
 
@@ -59,6 +61,8 @@ class FaceAnalysis:
         )
         if not faces:
             return faces
+        if self.pick:
+            faces = [pick_face(faces, image.shape, self.pick)]
         if self.landmarks:
             lm = get_landmarker(self.landmarks)
             for f, pts in zip(faces, lm.predict(image, faces)):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..io import as_image
 from ..types import Face
-from . import dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
+from . import cascade, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
 from .base import DETECTORS, Detector
 from .rotate import DEFAULT_ANGLES, FULL_ANGLES, rotate_image, sweep, upright_crop
 
@@ -29,6 +29,18 @@ Rotate = Union[bool, str, Sequence[float], None]
 def get_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> Detector:
     """The shared detector instance for ``name`` (a registered name or an ``.onnx`` path)."""
     return DETECTORS.get(name, **options)
+
+
+def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: str = "largest") -> Face:
+    """The main face: ``"largest"`` box, or the one whose centre is nearest the image centre (``"central"``)."""
+    if not faces:
+        raise ValueError("no faces to pick from")
+    if pick == "largest":
+        return max(faces, key=lambda f: f.box.area)
+    if pick == "central":
+        cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
+        return min(faces, key=lambda f: (f.box.center[0] - cx) ** 2 + (f.box.center[1] - cy) ** 2)
+    raise ValueError(f"pick must be 'largest' or 'central', not {pick!r}")
 
 
 def detect(
@@ -45,8 +57,8 @@ def detect(
     ``rotate``: ``"auto"`` (default) runs the rotation sweep only when no upright
     face is found; ``True`` always sweeps (±15°, ±30°, ±45°); ``"full"`` also
     tries ±60°, ±90° and 180°; a list gives the angles; ``False``/``None``
-    never rotates.  ``options`` go to the backend (e.g. ``min_face=40``,
-    ``upsample=1`` for dlib).
+    never rotates.  ``detector`` may be a fallback chain such as ``"hog,cnn"``.
+    ``options`` go to the backend (e.g. ``min_face=40``, ``upsample=1`` for dlib).
     """
     image = as_image(image)
     det = detector if isinstance(detector, Detector) else get_detector(detector, **options)
@@ -80,6 +92,7 @@ __all__ = [
     "Detector",
     "detect",
     "get_detector",
+    "pick_face",
     "rotate_image",
     "sweep",
     "upright_crop",

@@ -23,8 +23,12 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
     return EMBEDDERS.get(name, **options)
 
 
-def embed(image: Any, faces: list[Face] | None = None, model: str | Embedder = DEFAULT_EMBEDDER, *, flip: bool = False, **detect_options: Any) -> list[Face]:
-    """Set ``face.embedding`` on every face (detected first when ``faces`` is None); returns the faces."""
+def embed(image: Any, faces: list[Face] | None = None, model: str | Embedder = DEFAULT_EMBEDDER, *, flip: bool = True, **detect_options: Any) -> list[Face]:
+    """Set ``face.embedding`` on every face (detected first when ``faces`` is None); returns the faces.
+
+    ``flip`` averages each face's embedding with its mirror image's (the default;
+    the calibrated thresholds assume it).
+    """
     image = as_image(image)
     if faces is None:
         from ..detect import detect
