@@ -62,7 +62,7 @@ def test_embeddings_of_different_models_are_not_compared():
 def test_deepface_pairs_accuracy_floor():
     """deepface's 300 verification pairs (master.csv) at the default threshold.
 
-    Measured 2026-11-25 with the default pipeline: see FLOOR below.
+    Measured 2026-11-25 with the default pipeline: 300/300 correct (100.0%); a face found in all 66 photos.
     """
     from conftest import data_path
 
@@ -87,7 +87,7 @@ def test_deepface_pairs_accuracy_floor():
     assert acc >= DEEPFACE_FLOOR, acc
 
 
-DEEPFACE_FLOOR = 0.90
+DEEPFACE_FLOOR = 0.98
 
 
 # --- bring-your-own ONNX embedder -------------------------------------------------------
