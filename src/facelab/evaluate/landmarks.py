@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..progress import track
 from ..landmarks.points import EVAL_REGIONS, inter_ocular
 from ..types import Box, Face
 
@@ -51,9 +52,9 @@ class KeypointSample:
 
 
 def person_of(image_name: str) -> str:
-    """``Abdel_Aziz_Al-Hakim_00.jpg`` -> ``Abdel_Aziz_Al-Hakim`` (the frame number dropped)."""
+    """``Abdel_Aziz_Al-Hakim_00.jpg`` -> ``Abdel_Aziz_Al-Hakim`` (frame number and ``_augN`` of augmented copies dropped)."""
     stem = Path(image_name).stem
-    return re.sub(r"_\d+$", "", stem)
+    return re.sub(r"(_\d+)?(_aug\d+)?$", "", stem)
 
 
 def split_of(person: str, val: float = 0.10, test: float = 0.15) -> str:
@@ -199,7 +200,7 @@ def prepare_faces(samples: Sequence[KeypointSample], detector: str = "hog", prog
 
     faces: list[EvalFace] = []
     missed: list[str] = []
-    for s in _progress(samples, "detecting", progress):
+    for s in track(samples, len(samples), "detecting", progress):
         img = load_image(s.path)
         f = match_face(detect(img, detector, rotate="auto"), s.points)
         if f is None:
@@ -219,7 +220,7 @@ def score_model(model: Any, faces: Sequence[EvalFace], *, missed: int = 0, name:
     if faces:  # warm up (first-call allocations are not the model's speed)
         lm.predict(faces[0].image, [faces[0].face])
     preds, t_total = [], 0.0
-    for ef in _progress(faces, f"landmarks {name or lm.name}", progress):
+    for ef in track(faces, len(faces), f"landmarks {name or lm.name}", progress):
         t = time.perf_counter()
         out = lm.predict(ef.image, [ef.face])[0]
         t_total += time.perf_counter() - t
@@ -250,20 +251,6 @@ def _model_name(m: Any) -> str:
     if isinstance(m, str) and os.path.sep in m:
         return Path(m).name
     return str(m) if isinstance(m, (str, os.PathLike)) else getattr(m, "name", "model")
-
-
-def _progress(items: Sequence[Any], what: str, show: bool):
-    if not show or len(items) < 2:
-        yield from items
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as p:
-        task = p.add_task(what, total=len(items))
-        for it in items:
-            yield it
-            p.advance(task)
 
 
 _PLOT_COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]

@@ -149,12 +149,12 @@ def fit_box_model(pairs: list[tuple[np.ndarray, Box]]) -> tuple[float, float, fl
 def detect_boxes(samples: list[KeypointSample], cache: Path, detector: str = "hog", progress: bool = True) -> dict[str, dict[str, float] | None]:
     """The matched detection of every sample (or None), cached in ``cache`` (JSON) so re-runs skip it."""
     from ..detect import detect
-    from ..evaluate.landmarks import _progress
+    from ..progress import track
     from ..io import load_image
 
     done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
     todo = [s for s in samples if s.path not in done]
-    for i, s in enumerate(_progress(todo, "detecting faces", progress)):
+    for i, s in enumerate(track(todo, len(todo), "detecting faces", progress)):
         f = match_face(detect(load_image(s.path), detector, rotate="auto"), s.points)
         done[s.path] = None if f is None else {**f.box.to_dict(), "rotation": f.rotation}
         if i % 100 == 99:
