@@ -150,8 +150,8 @@ def yaw_points(points: np.ndarray, degrees: float) -> np.ndarray:
     t = math.radians(degrees)
     u = np.clip((p[:, 0] - xmid) / r, -0.999, 0.999)
     phi = np.arcsin(u)
-    # points near the far edge cannot turn past it
-    new = np.sin(np.clip(phi + t, -math.pi / 2, math.pi / 2))
+    # the turn fades towards the silhouette (phi -> ±90°): phi + t cos(phi) is monotonic, so points never fold over
+    new = np.sin(phi + t * np.cos(phi))
     p[:, 0] = xmid + r * (new + _DEPTH * math.sin(t))
     return p
 
@@ -173,12 +173,14 @@ def pose_warp(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np
     ctrl_dst = np.concatenate([dst, border, ring])
     ctrl_src = np.concatenate([src, border, ring])
     # backward map: for every output pixel, where to sample in the input (TPS fitted dst -> src)
+    # evaluate on a coarse grid placed so that cv2.resize's pixel-centre convention lands it on every pixel exactly
     step = 4
-    gx, gy = np.meshgrid(np.arange(0, w + step, step, dtype=np.float32), np.arange(0, h + step, step, dtype=np.float32))
+    nx, ny = -(-w // step), -(-h // step)
+    gx, gy = np.meshgrid((np.arange(nx, dtype=np.float32) + 0.5) * step - 0.5, (np.arange(ny, dtype=np.float32) + 0.5) * step - 0.5)
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    mapped = _tps(ctrl_dst, ctrl_src, grid).reshape(gy.shape[0], gx.shape[1], 2)
-    full_x = cv2.resize(mapped[..., 0], (gx.shape[1] * step, gy.shape[0] * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    full_y = cv2.resize(mapped[..., 1], (gx.shape[1] * step, gy.shape[0] * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    mapped = _tps(ctrl_dst, ctrl_src, grid).reshape(ny, nx, 2).astype(np.float32)
+    full_x = cv2.resize(mapped[..., 0], (nx * step, ny * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    full_y = cv2.resize(mapped[..., 1], (nx * step, ny * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
     out = cv2.remap(image, full_x.astype(np.float32), full_y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out, dst
 

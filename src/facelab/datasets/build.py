@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..models import sha256_file
 from ..progress import track
 from ..types import Face
 from .filters import BLUR_THRESHOLD, DUPLICATE_BITS, OUTLIER_THRESHOLD, hamming, phash, robust_outliers, sharpness
@@ -230,15 +231,7 @@ class ChipWriter:
 def _new_record(raw: str, source: str) -> ImageRecord:
     rel = os.path.relpath(source, raw)
     person = rel.split(os.sep)[0]
-    return ImageRecord(source=rel, person=person, sha256=_sha256(source))
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return ImageRecord(source=rel, person=person, sha256=sha256_file(source))
 
 
 def _key(rel: str) -> str:

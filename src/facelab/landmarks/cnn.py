@@ -34,7 +34,7 @@ from .base import LANDMARKERS, Landmarker
 class CropSpec:
     """How a face box becomes the network's input."""
 
-    input_size: int = 96
+    input_size: int = 64
     crop_scale: float = 1.5
     y_shift: float = 0.08
 
@@ -63,7 +63,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def read_spec(meta: dict[str, str]) -> CropSpec:
     try:
-        return CropSpec(int(meta.get("input_size", 96)), float(meta.get("crop_scale", 1.5)), float(meta.get("y_shift", 0.08)))
+        return CropSpec(int(meta.get("input_size", 64)), float(meta.get("crop_scale", 1.5)), float(meta.get("y_shift", 0.08)))
     except ValueError as e:
         raise ModelError(f"bad crop metadata in the landmark model: {e}") from None
 

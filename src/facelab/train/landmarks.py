@@ -44,7 +44,7 @@ from ..types import Box, Face
 
 @dataclass
 class TrainConfig:
-    epochs: int = 60
+    epochs: int = 40
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -53,7 +53,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     limit: int | None = None  # use only the first N training images (quick runs)
-    spec: CropSpec = field(default_factory=CropSpec)
+    spec: CropSpec = field(default_factory=lambda: CropSpec(input_size=64))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -88,8 +88,8 @@ def build_net(width: int = 1):
             self.s2 = nn.Sequential(dws(c[1], c[2], 2), dws(c[2], c[2]))  # /8
             self.s3 = nn.Sequential(dws(c[2], c[3], 2), dws(c[3], c[3]), dws(c[3], c[3]), dws(c[3], c[3]))  # /16
             self.u2 = dws(c[3] + c[2], c[2])
-            self.u1 = dws(c[2] + c[1], c[2])
-            self.head = nn.Conv2d(c[2], 68, 1)
+            self.u1 = dws(c[2] + c[1], c[1] + c[0])
+            self.head = nn.Conv2d(c[1] + c[0], 68, 1)
             self.temp = nn.Parameter(torch.tensor(1.0))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
