@@ -99,7 +99,8 @@ class Augmenter:
         if c.occlusion:
             photo.append(A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.3), hole_width_range=(0.1, 0.3), fill="random_uniform", p=c.occlusion))
         self._geo = A.Compose(geo, keypoint_params=kp, seed=s) if geo else None
-        self._photo = A.Compose(photo, keypoint_params=kp, seed=None if s is None else s + 1) if photo else None
+        # photometric transforms and occlusion leave the points where they are: image only
+        self._photo = A.Compose(photo, seed=None if s is None else s + 1) if photo else None
         self._flip = A.Compose([A.HorizontalFlip(p=1.0)], keypoint_params=kp, seed=s)
 
     def __call__(self, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +113,7 @@ class Augmenter:
         if c.flip and len(pts) == 68 and self.rng.random() < c.flip:
             image, pts = hflip(image, pts, self._flip)
         if self._photo is not None:
-            image, pts = _run(self._photo, image, pts)
+            image = self._photo(image=image)["image"]
         return image, pts
 
 

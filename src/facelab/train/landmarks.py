@@ -53,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     limit: int | None = None  # use only the first N training images (quick runs)
+    init: str | None = None  # start from these weights (a best.pt of an earlier run): a second, fine-tuning cycle
     spec: CropSpec = field(default_factory=lambda: CropSpec(input_size=64))
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,6 +278,9 @@ def train_landmarks(data: str | os.PathLike[str], out: str | os.PathLike[str], c
     log(f"train {len(train_items)} images ({sum(i.box_source == 'hog' for i in train_items)} with detector boxes), val {len(val_items)}; box fit {fit}")
 
     net = build_net(cfg.width)
+    if cfg.init:
+        net.load_state_dict(torch.load(cfg.init))
+        log(f"starting from the weights in {cfg.init}")
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_items) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
