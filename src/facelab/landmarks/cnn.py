@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import ModelError, ModelNotFoundError
+from ..models import ModelFile, register_model_file
 from ..types import Face, Landmarks
 from .base import LANDMARKERS, Landmarker
 from .points import FLIP_68
@@ -140,6 +141,18 @@ class OnnxLandmarker(Landmarker):
 
     def _predict(self, image: np.ndarray, face: Face) -> Landmarks:
         return self.predict(image, [face])[0]
+
+
+register_model_file(
+    ModelFile(
+        "facelab_landmarks68",
+        "facelab",
+        "assets/landmarks68.onnx",
+        "46d172bb4070682ef167feebfa630e7622bb833e60a06570508304175eedc526",
+        "reinstall facelab (the file ships in facelab/assets), or train your own with `facelab train landmarks` and pass the .onnx",
+        "MIT (weights trained by facelab on keypoints68, research-use data: see assets/landmarks68.md)",
+    )
+)
 
 
 @LANDMARKERS.register("cnn68", help="facelab's small CNN, 68 points (ONNX, see assets/landmarks68.md)")
