@@ -129,3 +129,47 @@ def test_ced_plot_draws_one_curve_per_model(tmp_path, held_out_faces):
     s = score_model("dlib68", faces[:10])
     img = facelab.load_image(ced_plot([s], tmp_path / "ced.png"))
     assert (np.abs(img.astype(int) - (31, 119, 180)).sum(axis=2) < 30).sum() > 200  # the blue curve is there
+
+
+def test_training_crops_carry_the_points_with_them(held_out_faces):
+    """The trainer's crop (and its augmentation) keeps every point on the same image content."""
+    from facelab.datasets.augment import Augmenter, preset
+    from facelab.landmarks.cnn import CropSpec, to_gray
+    from facelab.train.landmarks import TrainItem, make_example
+
+    ef = held_out_faces[0][0]
+    spec = CropSpec()
+    item = TrainItem(to_gray(ef.image), ef.sample.points, ef.face, "hog")
+    crop, pts = make_example(item, spec)
+    assert crop.shape == (64, 64) and crop.dtype == np.uint8
+    m = spec.matrix(ef.face)
+    np.testing.assert_allclose(pts, ef.sample.points @ m[:, :2].T + m[:, 2], atol=1e-3)
+    assert (pts > 0).all() and (pts < 64).all()  # the whole face is in the crop
+    dots = np.zeros_like(item.gray)
+    for x, y in np.round(ef.sample.points).astype(int):
+        dots[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = 255
+    aug = Augmenter(preset("none", rotate=15, shift=0.05, scale=0.1, pose=1.0, pose_degrees=15, flip=0.5), seed=1, geometry=False)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        c, p = make_example(TrainItem(dots, item.points, item.face, "hog"), spec, rng, aug)
+        inside = ((p >= 0) & (p <= 63)).all(axis=1)
+        vals = c[np.round(p[inside, 1]).astype(int), np.round(p[inside, 0]).astype(int)]
+        assert (vals > 60).mean() > 0.9
+
+
+def test_exported_network_runs_as_a_landmark_backend(tmp_path, held_out_faces):
+    """An (untrained) network exported by the trainer loads through `--model FILE` with its crop metadata."""
+    pytest.importorskip("torch", reason="the training extra (torch) is not installed")
+    from facelab.landmarks import get_landmarker
+    from facelab.landmarks.cnn import CropSpec
+    from facelab.train.landmarks import build_net, export_onnx
+
+    path = export_onnx(build_net(), CropSpec(input_size=48, crop_scale=1.4), tmp_path / "tiny.onnx")
+    lm = get_landmarker(str(path))
+    ef = held_out_faces[0][0]
+    out = lm.predict(ef.image, [ef.face, ef.face])
+    assert len(out) == 2 and out[0].points.shape == (68, 2) and lm.spec == CropSpec(48, 1.4, 0.08)
+    np.testing.assert_allclose(out[0].points, out[1].points, atol=1e-3)
+    # every point lies inside the crop the network saw
+    b = ef.face.box
+    assert np.abs(out[0].points - np.array(b.center)).max() < 0.75 * 1.4 * max(b.width, b.height)
