@@ -218,7 +218,12 @@ class ChipWriter:
             rec.rotation = round(float(f.rotation), 2)
             rec.box = f.box.to_dict()
             rec.face_px = round(float(min(f.box.width, f.box.height)), 1)
-            chip = align(image, f, self.options.size, self.options.padding, "dlib")
+            try:
+                chip = align(image, f, self.options.size, self.options.padding, "dlib")
+            except Exception as e:  # a face dlib cannot align must not stop the whole build
+                rec.reason, rec.detail = "unreadable", f"alignment failed: {e}"
+                _save_record(self.raw, self.out, rec, self.options)
+                return
             rec.chip = os.path.relpath(save_image(chip, _cache_file(self.out, rec.source, "chips", self.options.image_format), quality=95), self.out)
             rec.sharpness = round(sharpness(chip), 2)
             rec.phash = phash(chip)
