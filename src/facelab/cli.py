@@ -426,7 +426,7 @@ def models(as_json: JsonOpt = False) -> None:
 
 # Each room with commands has a ``cli.py`` defining ``register(app: typer.Typer)``; add its module here.
 # Commands of the shared groups go on ``facelab.cli.train_app`` / ``facelab.cli.evaluate_app``.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli"]
 
 
 def _register_plugins() -> None:
@@ -436,7 +436,8 @@ def _register_plugins() -> None:
         importlib.import_module(mod).register(app)
 
 
-_register_plugins()
+if __name__ == "facelab.cli":  # not as __main__ / __mp_main__ (`python -m facelab.cli`, spawned workers): see the end
+    _register_plugins()
 
 
 def _version_callback(value: bool) -> None:
@@ -459,4 +460,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run the app of the importable module, so rooms' `from ..cli import ...` and their commands meet one app object
+    from facelab.cli import main as _main
+
+    _main()

@@ -131,6 +131,14 @@ LANDMARK_REGIONS: dict[str, dict[str, list[int]]] = {
         "nose": [2],
         "mouth": [3, 4],
     },
+    # the 15-point simple view of 68 landmarks (facelab.landmarks.points.simple_view)
+    "15": {
+        "left_eye": [0, 1, 2],
+        "right_eye": [3, 4, 5],
+        "nose": [6, 7, 8, 9, 10],
+        "nose_tip": [7],
+        "mouth": [11, 12, 13, 14],
+    },
     # dlib's 5-point model: two corners of each eye and the bottom of the nose.
     "5": {
         "right_eye": [0, 1],

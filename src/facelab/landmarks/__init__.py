@@ -1,4 +1,4 @@
-"""Facial landmarks: 5 points (dlib) and 68 points (dlib, iBUG layout).
+"""Facial landmarks: 5 points (dlib), 68 points (dlib, facelab's CNN; iBUG layout), 15-point simple view.
 
 ``landmarks(image, faces, model="dlib68")`` fills ``face.landmarks`` and returns
 the faces.  Faces found by the rotation sweep are turned upright before the
@@ -11,7 +11,7 @@ from typing import Any
 
 from ..io import as_image
 from ..types import Face
-from . import dlib_shape  # noqa: F401  (register the backends)
+from . import cnn, dlib_shape, simple  # noqa: F401  (register the backends)
 from .base import LANDMARKERS, Landmarker
 
 DEFAULT_LANDMARKS = "dlib68"

@@ -1,0 +1,1 @@
+"""Datasets: build clean face datasets from raw photos, and augment them."""

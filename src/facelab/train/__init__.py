@@ -1,0 +1,1 @@
+"""Training facelab models on your own data."""
