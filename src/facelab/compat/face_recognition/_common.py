@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +13,13 @@ import numpy as np
 
 from ...types import Box, Embedding, Face, ImageResult
 from . import api
+
+_IMAGE_NAME = re.compile(r".*\.(jpg|jpeg|png)", flags=re.IGNORECASE)
+
+
+def image_files_in_folder(folder: str) -> list[str]:
+    """The .jpg/.jpeg/.png files directly in ``folder``, sorted (the original used directory order)."""
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if _IMAGE_NAME.match(f) and os.path.isfile(os.path.join(folder, f))]
 
 
 @dataclass
@@ -73,7 +82,9 @@ def run(paths: list[str], job: FacesJob, cpus: int, what: str = "images") -> Ite
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True
+    ) as bar:
         task = bar.add_task(what, total=len(paths))
         for r in it:
             bar.advance(task)

@@ -147,12 +147,16 @@ def _load_native(file: Any) -> np.ndarray:
 
 
 def _rgb(img: Any) -> np.ndarray:
-    """``img`` as a C-contiguous RGB uint8 array (grey, RGBA, 16-bit, float and strided arrays accepted)."""
+    """``img`` as a C-contiguous RGB uint8 array (grey, RGBA, 16-bit, float and strided arrays accepted).
+
+    An image with no pixels stays empty (it has no faces, as in the original);
+    what is not an image at all (``None``, a 1-d array...) raises :class:`facelab.errors.InputError`.
+    """
     a = np.asarray(img)
     if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:
-        if a.shape[0] == 0 or a.shape[1] == 0:
-            raise errors.EmptyImageError("image has zero width or height", source=describe_source(a))
         return np.ascontiguousarray(a)
+    if a.size == 0 and (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+        return np.zeros((*a.shape[:2], 3), np.uint8)
     return to_rgb_array(a, source=describe_source(a), max_pixels=1 << 62)
 
 
@@ -168,8 +172,14 @@ def _css_to_rect(css: Sequence[Any]):
     """A ``(top, right, bottom, left)`` tuple as a dlib ``rectangle`` (values rounded to ints)."""
     import dlib
 
-    top, right, bottom, left = (int(round(float(v))) for v in css)
+    top, right, bottom, left = _css_ints(css)
     return dlib.rectangle(left, top, right, bottom)
+
+
+def _css_ints(css: Sequence[Any]) -> CSS:
+    """``css`` as ints (the original needed ints; numpy ints and floats are accepted here)."""
+    top, right, bottom, left = (round(float(v)) for v in css)
+    return top, right, bottom, left
 
 
 def _trim_css_to_bounds(css: Sequence[int], image_shape: Sequence[int]) -> CSS:
@@ -180,7 +190,7 @@ def _trim_css_to_bounds(css: Sequence[int], image_shape: Sequence[int]) -> CSS:
 class MmodRectangle:
     """What dlib's CNN detector returns per face: ``.rect`` (a dlib ``rectangle``) and ``.confidence``."""
 
-    __slots__ = ("rect", "confidence")
+    __slots__ = ("confidence", "rect")
 
     def __init__(self, rect, confidence: float):
         self.rect = rect
@@ -303,11 +313,16 @@ def face_locations(img: Any, number_of_times_to_upsample: int = 1, model: str = 
     """
     image = _rgb(img)
     if _detector_name(model) == "cnn":
-        return [_trim_css_to_bounds(_rect_to_css(face.rect), image.shape) for face in _raw_face_locations(image, number_of_times_to_upsample, "cnn")]
+        return [
+            _trim_css_to_bounds(_rect_to_css(face.rect), image.shape)
+            for face in _raw_face_locations(image, number_of_times_to_upsample, "cnn")
+        ]
     return [_trim_css_to_bounds(_rect_to_css(face), image.shape) for face in _raw_face_locations(image, number_of_times_to_upsample, "hog")]
 
 
-def _raw_face_locations_batched(images: Iterable[Any], number_of_times_to_upsample: int = 1, batch_size: int = 128) -> list[list[MmodRectangle]]:
+def _raw_face_locations_batched(
+    images: Iterable[Any], number_of_times_to_upsample: int = 1, batch_size: int = 128
+) -> list[list[MmodRectangle]]:
     """The CNN detector's raw output for each image (a list of lists of :class:`MmodRectangle`).
 
     Images may have different sizes (dlib's batched call refuses that); ``batch_size`` is accepted for compatibility.
@@ -343,13 +358,8 @@ def _raw_face_landmarks(face_image: Any, face_locations: Iterable[Sequence[Any]]
     if face_locations is None:
         rects = [(r.left(), r.top(), r.right(), r.bottom()) for r in _raw_face_locations(image)]
     else:
-        rects = [(left, top, right, bottom) for top, right, bottom, left in (_css_ints(css) for css in face_locations)]
+        rects = [(r.left(), r.top(), r.right(), r.bottom()) for r in map(_css_to_rect, face_locations)]
     return [predictor.shape(image, Face(Box(*r), 0.0, "face_recognition")) for r in rects]
-
-
-def _css_ints(css: Sequence[Any]) -> CSS:
-    top, right, bottom, left = (int(round(float(v))) for v in css)
-    return top, right, bottom, left
 
 
 _FR_REGIONS_68 = [
@@ -366,7 +376,9 @@ _FR_REGIONS_68 = [
 _FR_REGIONS_5 = [("nose_tip", "nose_tip"), ("left_eye", "left_eye"), ("right_eye", "right_eye")]
 
 
-def face_landmarks(face_image: Any, face_locations: Iterable[Sequence[Any]] | None = None, model: str = "large") -> list[dict[str, list[tuple[int, int]]]]:
+def face_landmarks(
+    face_image: Any, face_locations: Iterable[Sequence[Any]] | None = None, model: str = "large"
+) -> list[dict[str, list[tuple[int, int]]]]:
     """The facial features (eyes, nose, lips...) of each face, as dicts of ``(x, y)`` point lists.
 
     :param face_image: image to search
@@ -387,7 +399,9 @@ def face_landmarks(face_image: Any, face_locations: Iterable[Sequence[Any]] | No
 # --- encodings -----------------------------------------------------------------------
 
 
-def face_encodings(face_image: Any, known_face_locations: Iterable[Sequence[Any]] | None = None, num_jitters: int = 1, model: str = "small") -> list[np.ndarray]:
+def face_encodings(
+    face_image: Any, known_face_locations: Iterable[Sequence[Any]] | None = None, num_jitters: int = 1, model: str = "small"
+) -> list[np.ndarray]:
     """The 128-d face encoding of each face in the image.
 
     :param face_image: the image that contains one or more faces
@@ -430,7 +444,7 @@ def face_distance(face_encodings: Any, face_to_compare: Any) -> np.ndarray:
     :return: a numpy array with the distance for each face, in the same order as ``face_encodings``
     """
     if len(face_encodings) == 0:
-        return np.empty((0))
+        return np.empty(0)
     return np.linalg.norm(np.asarray(face_encodings) - face_to_compare, axis=1)
 
 
@@ -448,7 +462,7 @@ def compare_faces(known_face_encodings: Any, face_encoding_to_check: Any, tolera
 # --- the original's module-level objects, built on first access --------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _legacy(name: str) -> Any:
     import dlib
 

@@ -14,23 +14,15 @@ the run with a traceback; unknown ``--model`` values are refused.
 from __future__ import annotations
 
 import os
-import re
 
 import click
 
-from ._common import FacesJob, fail, run, warn_failed, workers
-
-_IMAGE_NAME = re.compile(r".*\.(jpg|jpeg|png)", flags=re.I)
+from ._common import FacesJob, fail, image_files_in_folder, run, warn_failed, workers
 
 
 def print_result(filename: str, location) -> None:
     top, right, bottom, left = location
     click.echo(f"{filename},{top},{right},{bottom},{left}")
-
-
-def image_files_in_folder(folder: str) -> list[str]:
-    """The .jpg/.jpeg/.png files directly in ``folder`` (sorted; the original used directory order)."""
-    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if _IMAGE_NAME.match(f)]
 
 
 def process_images(images_to_check: list[str], number_of_cpus: int, model: str) -> bool:
@@ -62,7 +54,12 @@ def process_images_in_process_pool(images_to_check: list[str], number_of_cpus: i
 @click.command()
 @click.argument("image_to_check")
 @click.option("--cpus", default=1, help='number of CPU cores to use in parallel. -1 means "use all in system"')
-@click.option("--model", default="hog", type=click.Choice(["hog", "cnn"], case_sensitive=False), help='Which face detection model to use. Options are "hog" or "cnn".')
+@click.option(
+    "--model",
+    default="hog",
+    type=click.Choice(["hog", "cnn"], case_sensitive=False),
+    help='Which face detection model to use. Options are "hog" or "cnn".',
+)
 def main(image_to_check: str, cpus: int, model: str) -> None:
     """Print ``filename,top,right,bottom,left`` for every face found."""
     workers(cpus)  # refuse a bad --cpus before any work

@@ -16,24 +16,16 @@ traceback; a missing known-people folder is an error.
 from __future__ import annotations
 
 import os
-import re
 
 import click
 import numpy as np
 
 from ...types import ImageResult
 from . import api
-from ._common import FacesJob, fail, run, warn_failed, workers
-
-_IMAGE_NAME = re.compile(r".*\.(jpg|jpeg|png)", flags=re.I)
+from ._common import FacesJob, fail, image_files_in_folder, run, warn_failed, workers
 
 #: the original shrinks images larger than this before looking for faces
 MAX_SIDE = 1600
-
-
-def image_files_in_folder(folder: str) -> list[str]:
-    """The .jpg/.jpeg/.png files in ``folder`` and its subfolders (sorted; the original used directory order)."""
-    return [os.path.join(root, f) for root, dirs, files in sorted(os.walk(folder)) for f in sorted(files) if _IMAGE_NAME.match(f)]
 
 
 def _encodings(r: ImageResult) -> list[np.ndarray]:
@@ -81,7 +73,9 @@ def _print_matches(filename: str, unknown_encodings, known_names, known_face_enc
         print_result(filename, "no_persons_found", None, show_distance)
 
 
-def process_images(images_to_check: list[str], known_names, known_face_encodings, number_of_cpus: int, tolerance: float, show_distance: bool) -> bool:
+def process_images(
+    images_to_check: list[str], known_names, known_face_encodings, number_of_cpus: int, tolerance: float, show_distance: bool
+) -> bool:
     """Print the matches of every image; False if some image could not be read."""
     ok = True
     for r in run(images_to_check, FacesJob(encode=True, max_side=MAX_SIDE), number_of_cpus):
@@ -109,8 +103,16 @@ def process_images_in_process_pool(images_to_check, known_names, known_face_enco
 @click.command()
 @click.argument("known_people_folder")
 @click.argument("image_to_check")
-@click.option("--cpus", default=1, help='number of CPU cores to use in parallel (can speed up processing lots of images). -1 means "use all in system"')
-@click.option("--tolerance", default=0.6, help="Tolerance for face comparisons. Default is 0.6. Lower this if you get multiple matches for the same person.")
+@click.option(
+    "--cpus",
+    default=1,
+    help='number of CPU cores to use in parallel (can speed up processing lots of images). -1 means "use all in system"',
+)
+@click.option(
+    "--tolerance",
+    default=0.6,
+    help="Tolerance for face comparisons. Default is 0.6. Lower this if you get multiple matches for the same person.",
+)
 @click.option("--show-distance", default=False, type=bool, help="Output face distance. Useful for tweaking tolerance setting.")
 def main(known_people_folder: str, image_to_check: str, cpus: int, tolerance: float, show_distance: bool) -> None:
     """Print ``filename,name`` (or ``unknown_person`` / ``no_persons_found``) for every face found."""
