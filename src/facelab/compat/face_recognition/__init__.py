@@ -21,6 +21,7 @@ __author__ = "facelab (API of face_recognition by Adam Geitgey, MIT)"
 #: the face_recognition release whose API this package reproduces
 __version__ = "1.3.0"
 
+from . import api
 from .api import (
     batch_face_locations,
     compare_faces,
@@ -32,6 +33,7 @@ from .api import (
 )
 
 __all__ = [
+    "api",
     "batch_face_locations",
     "compare_faces",
     "face_distance",

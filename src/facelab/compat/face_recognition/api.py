@@ -509,14 +509,3 @@ def __getattr__(name: str) -> Any:
     if name in _LEGACY_NAMES:
         return _legacy(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "batch_face_locations",
-    "compare_faces",
-    "face_distance",
-    "face_encodings",
-    "face_landmarks",
-    "face_locations",
-    "load_image_file",
-]

@@ -61,7 +61,7 @@ def process_images_in_process_pool(images_to_check: list[str], number_of_cpus: i
     help='Which face detection model to use. Options are "hog" or "cnn".',
 )
 def main(image_to_check: str, cpus: int, model: str) -> None:
-    """Print ``filename,top,right,bottom,left`` for every face found."""
+    """Print filename,top,right,bottom,left for every face found."""
     workers(cpus)  # refuse a bad --cpus before any work
     if os.path.isdir(image_to_check):
         images = image_files_in_folder(image_to_check)

@@ -115,7 +115,7 @@ def process_images_in_process_pool(images_to_check, known_names, known_face_enco
 )
 @click.option("--show-distance", default=False, type=bool, help="Output face distance. Useful for tweaking tolerance setting.")
 def main(known_people_folder: str, image_to_check: str, cpus: int, tolerance: float, show_distance: bool) -> None:
-    """Print ``filename,name`` (or ``unknown_person`` / ``no_persons_found``) for every face found."""
+    """Print filename,name for every face found (unknown_person if nobody known matches, no_persons_found if no face)."""
     workers(cpus)  # refuse a bad --cpus before any work
     if not os.path.isdir(known_people_folder):
         fail(f"{known_people_folder}: no such folder (the known people folder holds one photo per person)")
