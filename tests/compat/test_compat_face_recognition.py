@@ -195,6 +195,8 @@ def test_unreadable_files_raise_facelab_errors_that_are_also_the_originals(tmp_p
     assert isinstance(e.value, errors.CorruptImageError) and "cut.jpg" in str(e.value)
     with pytest.raises(OSError):
         fr.load_image_file(tmp_path)  # a folder
+    with pytest.raises(FileNotFoundError, match="not URLs"):
+        fr.load_image_file("http://127.0.0.1:9/face.jpg")  # like the original: never fetched
 
 
 def test_file_objects_modes_and_writable_arrays(fr_test_images):

@@ -12,7 +12,7 @@ CNN converted to ONNX).  What is faster:
 
 * models load once, lazily, on first use (the original loads all five at import);
 * ``face_encodings`` runs all the faces of an image through the network in one
-  batch; ``model="cnn"`` detection runs the ONNX MMOD network (~15x dlib's speed);
+  batch; ``model="cnn"`` detection runs the ONNX MMOD network (9-16x dlib's speed here);
 * ``num_jitters > 1`` uses dlib's own jitter and one batched forward pass.
 
 Where the original is fragile, facelab's behaviour is kept (see
@@ -39,7 +39,7 @@ import PIL.Image
 from PIL import ImageOps
 
 from ... import errors
-from ...io import decode_image, describe_source, load_image, to_rgb_array
+from ...io import decode_image, describe_source, is_url, load_image, to_rgb_array
 from ...types import LANDMARK_REGIONS, Box, Face
 
 CSS = tuple[int, int, int, int]
@@ -117,7 +117,10 @@ def load_image_file(file: Any, mode: str = "RGB") -> np.ndarray:
             data = file.read()
             rgb = decode_image(bytes(data), source=_file_name(file), max_pixels=_pil_max_pixels(), max_bytes=_MAX_BYTES)
         else:
-            rgb = load_image(os.fspath(file), max_pixels=_pil_max_pixels(), max_bytes=_MAX_BYTES)
+            path = os.fspath(file)
+            if isinstance(path, str) and is_url(path) and not os.path.exists(path):
+                raise errors.ImageNotFoundError("no such file (load_image_file reads files, not URLs: see facelab.load_image)", source=path)
+            rgb = load_image(path, max_pixels=_pil_max_pixels(), max_bytes=_MAX_BYTES)
     except errors.InputError as e:
         raise _twin(e) from None
     if mode == "RGB":
