@@ -1,0 +1,44 @@
+"""Open-set thresholds: above this distance a face is ``unknown``.
+
+Identification against a gallery is open-set: most faces a camera sees belong
+to no one enrolled.  The threshold trades the two errors: a stranger taken
+for someone (false accept) against an enrolled person called ``unknown``
+(false reject).  The defaults below are calibrated on data, per embedding
+model and matching mode, by ``benchmarks/identify_openset.py``:
+
+1. LFW View 1 images (Huang et al. 2007): the 81 people with >= 5 photos.
+   Half of them are enrolled (their first 3 photos), the others are never
+   enrolled.  Probes: the remaining photos of the enrolled people (genuine)
+   and every photo of the others (impostors).
+2. For each probe, the distance to the best-matching person (nearest
+   embedding, or centroid) and whether that person is right.
+3. The threshold maximises open-set accuracy (right name, or ``unknown`` for
+   a stranger) over the probes, averaged over 10 random enrolled/stranger splits.
+
+Override per call (``Gallery(threshold=...)``, ``facelab identify --threshold``).
+For models without a calibrated value the embedder's verification threshold is used.
+"""
+
+from __future__ import annotations
+
+#: (model, match) -> threshold; see the module docstring and docs/gallery.md for the measurements.
+THRESHOLDS: dict[tuple[str, str], float] = {
+    ("dlib", "nearest"): 0.6,
+    ("dlib", "centroid"): 0.6,
+}
+
+
+def default_threshold(model: str, match: str = "nearest") -> float:
+    """The calibrated open-set threshold of ``model`` for ``match``, else the embedder's verification threshold."""
+    t = THRESHOLDS.get((model, match))
+    if t is not None:
+        return t
+    from ..embed import get_embedder
+
+    try:
+        return float(get_embedder(model).threshold)
+    except Exception:
+        return 0.6 if not model.startswith("onnx:") else 0.5
+
+
+__all__ = ["THRESHOLDS", "default_threshold"]
