@@ -282,16 +282,93 @@ def compare_row(report: IdentityReport) -> dict[str, Any]:
     }
 
 
+
+@dataclass
+class OpenSetTrials:
+    """Distances of a gallery's best match for known probes (and whether it was right) and for strangers."""
+
+    known_dist: np.ndarray
+    known_correct: np.ndarray
+    stranger_dist: np.ndarray
+    enrolled_people: int = 0
+
+    def accuracy_at(self, threshold: float) -> dict[str, float]:
+        kd, kc, sd = self.known_dist, self.known_correct, self.stranger_dist
+        return {
+            "open_set_accuracy": round(open_set_accuracy(threshold, kd, kc, sd), 4),
+            "known_identified": round(float(((kd <= threshold) & kc).mean()), 4) if len(kd) else float("nan"),
+            "strangers_unknown": round(float((sd > threshold).mean()), 4) if len(sd) else float("nan"),
+            "closed_set_rank1": round(float(kc.mean()), 4) if len(kc) else float("nan"),
+        }
+
+    @staticmethod
+    def concat(trials: list[OpenSetTrials]) -> OpenSetTrials:
+        return OpenSetTrials(
+            np.concatenate([t.known_dist for t in trials]),
+            np.concatenate([t.known_correct for t in trials]),
+            np.concatenate([t.stranger_dist for t in trials]),
+            sum(t.enrolled_people for t in trials),
+        )
+
+
+def open_set_split(labels: np.ndarray, *, per_person: int = 3, enrolled_fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(enrol, known_probes, stranger_probes)`` indices: a random ``enrolled_fraction`` of the people
+    enrol ``per_person`` random images each and are probed with the rest; the others are never enrolled."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    people = np.unique(labels)
+    rng.shuffle(people)
+    enrolled = set(people[: int(round(len(people) * enrolled_fraction))].tolist())
+    enrol, known, strangers = [], [], []
+    for p in people:
+        idx = np.flatnonzero(labels == p)
+        if p in enrolled:
+            idx = rng.permutation(idx)
+            enrol += idx[:per_person].tolist()
+            known += idx[per_person:].tolist()
+        else:
+            strangers += idx.tolist()
+    return np.array(enrol, int), np.array(known, int), np.array(strangers, int)
+
+
+def gallery_open_set_trials(es: Any, db: str, *, match: str = "nearest", per_person: int = 3, seed: int = 0, search: str = "auto") -> OpenSetTrials:
+    """Enrol part of an embedded set in a fresh gallery at ``db`` (:func:`open_set_split`) and identify the rest.
+
+    Uses :class:`facelab.gallery.Gallery` itself, with an infinite threshold so
+    every probe reports its best match and distance.
+    """
+    from ..gallery import Gallery
+    from ..types import Embedding
+
+    enrol, known, strangers = open_set_split(es.labels, per_person=per_person, seed=seed)
+    with Gallery(db, match=match, threshold=float("inf"), search=search) as g:
+        by_person: dict[str, list[int]] = {}
+        for i in enrol:
+            by_person.setdefault(str(es.labels[i]), []).append(int(i))
+        for name, idx in by_person.items():
+            g.enroll_embeddings(name, [Embedding(es.vectors[i], es.model) for i in idx], sources=[es.paths[i] for i in idx])
+        ids_known = g.identify_vectors(es.vectors[known], top_k=1) if len(known) else []
+        ids_str = g.identify_vectors(es.vectors[strangers], top_k=1) if len(strangers) else []
+    return OpenSetTrials(
+        np.array([i.distance for i in ids_known]),
+        np.array([i.candidates[0].name == str(es.labels[k]) for i, k in zip(ids_known, known)], bool),
+        np.array([i.distance for i in ids_str]),
+        len(by_person),
+    )
+
 __all__ = [
     "UNKNOWN",
     "IdentityReport",
+    "OpenSetTrials",
     "best_open_set_threshold",
     "compare_row",
     "comparison_table",
     "confusion_matrix",
     "contact_sheet",
     "evaluate_model",
+    "gallery_open_set_trials",
     "open_set_accuracy",
+    "open_set_split",
     "per_class_scores",
     "plot_confusion",
     "write_report",
