@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embed import distances
 from ..errors import StoreError
 
 #: "auto" search uses exact numpy below this many embeddings and an HNSW index from there on.
@@ -58,12 +57,23 @@ class ExactIndex(VectorIndex):
         self.ids = np.asarray(ids, np.int64)
         self.vectors = np.ascontiguousarray(vectors, np.float32)
         self.metric = metric
+        # the per-row terms of facelab.embed.distances, computed once instead of per query
+        if metric == "cosine":
+            self._unit = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
+        else:
+            self._sq = (self.vectors * self.vectors).sum(1)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def all_distances(self, queries: np.ndarray) -> np.ndarray:
-        return distances(np.atleast_2d(queries), self.vectors, self.metric)
+        """``(m, n)`` distances, as :func:`facelab.embed.distances` computes them."""
+        q = np.atleast_2d(np.asarray(queries, np.float32))
+        if self.metric == "cosine":
+            qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            return 1.0 - qn @ self._unit.T
+        d2 = (q * q).sum(1)[:, None] + self._sq[None, :] - 2.0 * q @ self.vectors.T
+        return np.sqrt(np.maximum(d2, 0.0))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         d = self.all_distances(queries)
@@ -128,7 +138,16 @@ class FaissIndex(VectorIndex):
         faiss = _faiss()
         hnsw = faiss.downcast_index(self.index.index)
         hnsw.hnsw.efSearch = max(self.ef_search, k)
-        d, i = self.index.search(self._prep(queries), k)
+        q = self._prep(queries)
+        if len(q) < 16:  # a few queries: OpenMP threads only add overhead (a lot of it on a busy machine)
+            prev = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                d, i = self.index.search(q, k)
+            finally:
+                faiss.omp_set_num_threads(prev)
+        else:
+            d, i = self.index.search(q, k)
         d = d.astype(np.float64)
         if self.metric == "cosine":
             d = 1.0 - d

@@ -139,7 +139,7 @@ class EmbeddingCache:
             st = os.stat(path)
         except OSError:
             return None
-        return json.dumps([os.path.abspath(path), st.st_size, st.st_mtime_ns, settings], sort_keys=True)
+        return json.dumps([os.path.realpath(path), st.st_size, st.st_mtime_ns, settings], sort_keys=True)
 
     def get(self, key: str) -> tuple[np.ndarray | None, int, bool, str | None] | None:
         with self._lock:

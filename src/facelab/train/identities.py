@@ -50,7 +50,7 @@ APPROACH = {"svm": "frozen embeddings + linear SVM", "knn": "frozen embeddings +
 
 #: Small hyper-parameter grids searched by default (override with ``grid=``).
 GRIDS: dict[str, dict[str, list]] = {
-    "svm": {"C": [0.01, 0.1, 1.0]},
+    "svm": {"C": [0.1, 1.0, 10.0]},
     "knn": {"n_neighbors": [1, 3, 5], "weights": ["distance"]},
     "logreg": {"C": [1.0, 10.0, 100.0]},
     "mlp": {"hidden": [256], "alpha": [1e-4, 1e-2]},
@@ -126,18 +126,15 @@ def _scores(kind: str, p: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, np.float32)
     n_cls = len(p["classes"])
     if kind == "svm":
-        dec = X @ p["coef"].T + p["intercept"]  # one column per pair (i, j), i < j, libsvm order
-        votes = np.zeros((len(X), n_cls))
-        conf = np.zeros((len(X), n_cls))
-        k = 0
-        for i in range(n_cls):
-            for j in range(i + 1, n_cls):
-                d = dec[:, k]
-                votes[:, i] += d > 0
-                votes[:, j] += d <= 0
-                conf[:, i] += d
-                conf[:, j] -= d
-                k += 1
+        dec = (X @ p["coef"].T + p["intercept"]).astype(np.float64)  # one column per pair (i, j), i < j, libsvm order
+        ii, jj = np.triu_indices(n_cls, 1)
+        first = np.zeros((len(ii), n_cls))
+        first[np.arange(len(ii)), ii] = 1.0
+        second = np.zeros((len(ii), n_cls))
+        second[np.arange(len(ii)), jj] = 1.0
+        pos = (dec > 0).astype(np.float64)
+        votes = pos @ first + (1.0 - pos) @ second
+        conf = dec @ first - dec @ second
         # sklearn's tie-breaking: votes plus a squashed sum of confidences (< 1/3 of a vote)
         return votes + conf / (3 * (np.abs(conf) + 1))
     if kind == "logreg":
