@@ -436,7 +436,8 @@ def _register_plugins() -> None:
         importlib.import_module(mod).register(app)
 
 
-_register_plugins()
+if __name__ != "__main__":  # under `python -m facelab.cli` the plugins register on the real facelab.cli (below)
+    _register_plugins()
 
 
 def _version_callback(value: bool) -> None:
@@ -459,4 +460,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from facelab.cli import main as _main  # the module plugins import (this file runs as __main__ here)
+
+    _main()
