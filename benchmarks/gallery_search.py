@@ -9,7 +9,7 @@ identities, searched one at a time (the latency a caller sees).
 
 For each backend and size: build time (s), memory (MB: the vectors for
 numpy, the serialized index for FAISS, table + index on disk for pgvector),
-ms per query, and recall@1 against exact search.  numpy and FAISS run the
+median ms per query, and recall@1 against exact search.  numpy and FAISS run the
 gallery's own classes (``facelab.gallery.search.ExactIndex`` / ``FaissIndex``,
 same HNSW parameters); pgvector runs the same query as
 ``PostgresStore.native_search`` (``ORDER BY vector <-> q LIMIT k`` on an HNSW
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
+import signal
 import sys
 import tempfile
 import time
@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from facelab.gallery.search import ExactIndex, FaissIndex  # noqa: E402
+from facelab.gallery.search import HNSW_EF_CONSTRUCTION, HNSW_M, ExactIndex, FaissIndex  # noqa: E402
 
 DIM = 128
 
@@ -67,16 +67,19 @@ def exact_top1(x: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def time_queries(fn, q: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean ms per single query; BLAS limited to one thread (one query is a matrix-vector product)."""
+    """Median ms per single query (robust to the preemptions of a shared machine); BLAS limited to one
+    thread (one query is a matrix-vector product)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
         fn(q[0])  # warm up
         got = np.empty(len(q), np.int64)
-        t = time.perf_counter()
+        times = np.empty(len(q))
         for i, row in enumerate(q):
+            t = time.perf_counter()
             got[i] = fn(row)
-        return (time.perf_counter() - t) * 1000 / len(q), got
+            times[i] = time.perf_counter() - t
+        return float(np.median(times)) * 1000, got
 
 
 def bench_numpy(x, q, truth):
@@ -87,16 +90,16 @@ def bench_numpy(x, q, truth):
     return build, x.nbytes / 1e6, ms, float((got == truth).mean()), {}
 
 
-def bench_faiss_hnsw(x, q, truth):
+def bench_faiss_hnsw(x, q, truth, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION):
     import faiss
 
     t = time.perf_counter()
-    idx = FaissIndex(DIM)
+    idx = FaissIndex(DIM, m=m, ef_construction=ef_construction)
     idx.add(np.arange(len(x)), x)
     build = time.perf_counter() - t
     mem = len(faiss.serialize_index(idx.index)) / 1e6
     ms, got = time_queries(lambda r: idx.search(r[None], 1)[1][0, 0], q)
-    return build, mem, ms, float((got == truth).mean()), {"M": 32, "efConstruction": 80, "efSearch": idx.ef_search}
+    return build, mem, ms, float((got == truth).mean()), {"M": m, "efConstruction": ef_construction, "efSearch": idx.ef_search}
 
 
 def bench_faiss_ivf(x, q, truth, nprobe: int = 32):
@@ -177,15 +180,19 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="OpenMP threads for FAISS builds (the machine is shared)")
     ap.add_argument("--pg-max", type=int, default=100_000, help="largest size run on pgvector")
     ap.add_argument("--pg-url", default=None, help="an existing PostgreSQL with pgvector (default: start one with pgserver)")
+    ap.add_argument("--hnsw-m", type=int, default=HNSW_M, help="FAISS HNSW M (default: the gallery's)")
+    ap.add_argument("--hnsw-efc", type=int, default=HNSW_EF_CONSTRUCTION, help="FAISS HNSW efConstruction (default: the gallery's)")
+    ap.add_argument("--append", action="store_true", help="keep the rows already in --json-out (replacing those measured again)")
     ap.add_argument("--json-out", default=str(ROOT / "benchmarks" / "results" / "gallery_search.json"))
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still stops its PostgreSQL
 
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
     backends = args.backends.split(",")
     pg = PG(args.pg_url) if "pgvector" in backends else None
-    rows = []
+    rows = json.loads(Path(args.json_out).read_text()) if args.append and Path(args.json_out).exists() else []
     print(f"{'backend':11s} {'n':>9s} {'build_s':>8s} {'memory_mb':>10s} {'ms/query':>9s} {'recall@1':>9s}")
     try:
         for n in [int(s) for s in args.sizes.split(",")]:
@@ -194,11 +201,15 @@ def main() -> int:
             for b in backends:
                 if b == "pgvector" and n > args.pg_max:
                     continue
-                fn = {"numpy": bench_numpy, "faiss-hnsw": bench_faiss_hnsw, "faiss-ivf": bench_faiss_ivf}.get(b)
-                build, mem, ms, rec, params = bench_pgvector(pg, x, q, truth) if b == "pgvector" else fn(x, q, truth)
+                if b == "pgvector":
+                    build, mem, ms, rec, params = bench_pgvector(pg, x, q, truth)
+                elif b == "faiss-hnsw":
+                    build, mem, ms, rec, params = bench_faiss_hnsw(x, q, truth, args.hnsw_m, args.hnsw_efc)
+                else:
+                    build, mem, ms, rec, params = {"numpy": bench_numpy, "faiss-ivf": bench_faiss_ivf}[b](x, q, truth)
                 params = {**params, "queries": args.queries, "threads": args.threads if b.startswith("faiss") else 1}
                 row = {"backend": b, "n": n, "build_s": round(build, 2), "memory_mb": round(mem, 1), "ms_per_query": round(ms, 3), "recall_at_1": round(rec, 4), "params": params}
-                rows.append(row)
+                rows = [r for r in rows if (r["backend"], r["n"]) != (b, n)] + [row]
                 print(f"{b:11s} {n:9d} {build:8.2f} {mem:10.1f} {ms:9.3f} {rec:9.4f}", flush=True)
                 Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json_out).write_text(json.dumps(rows, indent=2))

@@ -24,20 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from facelab.evaluate.identities import OpenSetTrials, best_open_set_threshold, gallery_open_set_trials  # noqa: E402
-from facelab.train.dataset import embed_dataset, identity_dataset  # noqa: E402
+from facelab.train.dataset import reference_set  # noqa: E402
 
-SETS = {
-    # name: (folder, label regex, min images per person, detector min_face, whole-image fallback)
-    "lfw": ("lfw/lfw-deepfunneled", None, 5, 80, False),
-    "orl": ("orl", None, 1, 40, True),
-    "yale": ("yale", r"^(subject\d+)", 1, 80, True),
-}
 
 
 def main() -> int:
@@ -51,9 +44,8 @@ def main() -> int:
 
     rows = []
     for name in args.sets.split(","):
-        folder, rx, min_n, min_face, fallback = SETS[name]
         t = time.perf_counter()
-        es = embed_dataset(identity_dataset(Path(args.data) / folder, label_regex=rx, min_per_class=min_n), min_face=min_face, fallback=fallback, progress=True, description=name)
+        es = reference_set(name, args.data, progress=True)
         embed_s = time.perf_counter() - t
         for match in ("nearest", "centroid"):
             trials = []

@@ -22,14 +22,6 @@ import pytest
 
 __all__ = ["facelab_home", "lfw_set", "orl_set", "pg_server", "pg_url", "store_url", "yale_set"]
 
-#: How each set is embedded (the CLI's defaults for ORL, so `facelab train` in tests hits the cache).
-SETS = {
-    "orl": {"folder": ("orl",), "label_regex": None, "min_per_class": 1, "min_face": 40, "fallback": False},
-    "yale": {"folder": ("yale",), "label_regex": r"^(subject\d+)", "min_per_class": 1, "min_face": 80, "fallback": True},
-    "lfw": {"folder": ("lfw", "lfw-deepfunneled"), "label_regex": None, "min_per_class": 5, "min_face": 80, "fallback": False},
-}
-
-
 @pytest.fixture(scope="session")
 def facelab_home():
     keep = os.environ.get("FACELAB_TEST_CACHE")
@@ -53,13 +45,12 @@ def facelab_home():
 
 
 def _embedded(name: str):
-    from conftest import data_path
+    from conftest import DATA, data_path
 
-    from facelab.train.dataset import embed_dataset, identity_dataset
+    from facelab.train.dataset import REFERENCE_SETS, reference_set
 
-    s = SETS[name]
-    items = identity_dataset(data_path(*s["folder"]), label_regex=s["label_regex"], min_per_class=s["min_per_class"])
-    return embed_dataset(items, min_face=s["min_face"], fallback=s["fallback"])
+    data_path(*REFERENCE_SETS[name]["folder"])  # skips when the data is absent
+    return reference_set(name, DATA)
 
 
 @pytest.fixture(scope="session")

@@ -118,8 +118,12 @@ class IdentityReport:
 
 def plot_confusion(cm: np.ndarray, labels: list[str], path: str | os.PathLike[str], title: str = "") -> str:
     """Save a confusion-matrix heat map (rows: true, columns: predicted) as PNG."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from ..errors import FacelabError
 
+        raise FacelabError("confusion-matrix plots need matplotlib: pip install 'facelab[identities]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -555,7 +555,7 @@ def open_gallery(db: str | os.PathLike[str] | None = None, **kw: Any) -> Gallery
     """A :class:`Gallery` (opened now, so a bad URL or a newer schema fails here)."""
     g = Gallery(db, **kw)
     try:
-        g.store
+        g.store  # noqa: B018 (opening is the point)
     except FacelabError:
         g.close()
         raise

@@ -63,6 +63,7 @@ class PostgresStore(Store):
         except ImportError:
             raise StoreError("PostgreSQL galleries need psycopg: pip install 'facelab[gallery]'", source=self.display) from None
         self._pg = psycopg
+        self._driver_error = psycopg.Error
         try:
             self._con = psycopg.connect(self.url.target, autocommit=True, connect_timeout=max(1, int(round(self.timeout))))
         except psycopg.Error as e:
@@ -77,13 +78,6 @@ class PostgresStore(Store):
         host = p.hostname or dict(x.split("=", 1) for x in p.query.split("&") if "=" in x).get("host", "")
         return f"postgresql://{p.username + '@' if p.username else ''}{host}{':' + str(p.port) if p.port else ''}{p.path}"
 
-    def close(self) -> None:
-        with self._lock:
-            con = getattr(self, "_con", None)
-            if con is not None:
-                con.close()
-                self._con = None
-
     def _translate(self, e: Exception) -> Exception:
         errors = self._pg.errors
         msg = _first_line(e)
@@ -94,15 +88,6 @@ class PostgresStore(Store):
         if isinstance(e, (errors.UndefinedFile, errors.FeatureNotSupported)) and "vector" in msg:
             return StoreError(f"the pgvector extension is not available on this server: {msg}", source=self.display)
         return StoreError(msg, source=self.display)
-
-    def _exec(self, sql: str, params: tuple = ()) -> Any:
-        with self._lock:
-            if self._con is None:
-                raise StoreError("the gallery is closed", source=self.display)
-            try:
-                return self._con.execute(sql.replace("?", "%s"), params)
-            except self._pg.Error as e:
-                raise self._translate(e) from None
 
     @contextmanager
     def _tx(self) -> Iterator[None]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import StoreError, StoreLockedError, StoreReadOnlyError
-from .store import Store, StoreURL
+from .store import Store
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -45,6 +45,7 @@ _MIGRATIONS: dict[int, list[str]] = {
 
 class SQLiteStore(Store):
     kind = "sqlite"
+    _driver_error = sqlite3.Error
 
     def _connect(self) -> None:
         path = self.url.target
@@ -69,13 +70,6 @@ class SQLiteStore(Store):
     def display(self) -> str:
         return str(self.path)
 
-    def close(self) -> None:
-        with self._lock:
-            con = getattr(self, "_con", None)
-            if con is not None:
-                con.close()
-                self._con = None
-
     def _translate(self, e: Exception) -> Exception:
         msg = str(e)
         low = msg.lower()
@@ -89,15 +83,6 @@ class SQLiteStore(Store):
         if "not a database" in low or "malformed" in low:
             return StoreError(f"not a facelab gallery, or a damaged one: {msg}", source=self.display)
         return StoreError(msg, source=self.display)
-
-    def _exec(self, sql: str, params: tuple = ()) -> Any:
-        with self._lock:
-            if self._con is None:
-                raise StoreError("the gallery is closed", source=self.display)
-            try:
-                return self._con.execute(sql, params)
-            except sqlite3.Error as e:
-                raise self._translate(e) from None
 
     @contextmanager
     def _tx(self) -> Iterator[None]:

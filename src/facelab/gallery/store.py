@@ -210,9 +210,21 @@ class Store(ABC):
     def _tx(self) -> Any:
         """Context manager: one write transaction (errors translated)."""
 
-    @abstractmethod
     def _exec(self, sql: str, params: tuple = ()) -> Any:
-        """Run ``sql`` (``?`` placeholders) and return a cursor (errors translated)."""
+        """Run ``sql`` (``?`` placeholders) and return a cursor (driver errors translated)."""
+        with self._lock:
+            if self._con is None:
+                raise StoreError("the gallery is closed", source=self.display)
+            try:
+                return self._con.execute(sql if self.ph == "?" else sql.replace("?", self.ph), params)
+            except self._driver_error as e:
+                raise self._translate(e) from None
+
+    _driver_error: type[Exception] = Exception  # the driver's base error class (set by _connect)
+
+    @abstractmethod
+    def _translate(self, e: Exception) -> Exception:
+        """The facelab error for a driver error."""
 
     @abstractmethod
     def _vec_param(self, v: np.ndarray) -> Any: ...
@@ -238,8 +250,12 @@ class Store(ABC):
     def _after_model_set(self, model: str, dim: int, metric: str) -> None:
         """Inside the first enrol's transaction: the gallery's model is now fixed (PostgreSQL builds its index)."""
 
-    @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        with self._lock:
+            con = getattr(self, "_con", None)
+            if con is not None:
+                con.close()
+                self._con = None
 
     @property
     def display(self) -> str:

@@ -9,7 +9,7 @@ Two ways to learn the user's people from their embeddings:
   hidden ReLU layer -> softmax over the people) trained on the user's
   identities: the hidden layer is a new, task-specific representation.
 
-Training (scikit-learn, ``pip install 'facelab[train]'``) runs a stratified
+Training (scikit-learn, ``pip install 'facelab[identities]'``) runs a stratified
 k-fold cross-validation; inside each training fold the hyper-parameters are
 chosen from a small grid by an inner 3-fold CV (nested CV, so the outer
 accuracies are not inflated by the choice).  The final model is fitted on
@@ -71,7 +71,7 @@ def _sklearn():
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise ModelError("training identity classifiers needs scikit-learn: pip install 'facelab[train]'") from None
+        raise ModelError("training identity classifiers needs scikit-learn: pip install 'facelab[identities]'") from None
 
 
 def _fit(kind: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
@@ -260,6 +260,7 @@ class CVResult:
 
 def cross_validate(es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10, grid: dict[str, list] | None = None, seed: int = 0, progress=None) -> CVResult:
     """Stratified k-fold CV with the hyper-parameters chosen inside each training fold; out-of-fold predictions and distances."""
+    _sklearn()
     from threadpoolctl import threadpool_limits
 
     from ..evaluate.identities import best_open_set_threshold
