@@ -50,7 +50,7 @@ def _enroll_orl(g: Gallery, orl_set, people: int = 10, per_person: int = 5) -> t
 
 
 def test_enroll_real_photos_largest_face_duplicates_and_conflicts(store_url, fr_examples, tmp_path):
-    with Gallery(store_url) as g:
+    with Gallery(store_url, min_face=100) as g:  # the faces here are >= 150 px: no need to upsample
         res = g.enroll("obama", [fr_examples / "obama.jpg", fr_examples / "obama2.jpg"])
         assert [r.status for r in res] == ["added", "added"] and all(r.n_faces == 1 for r in res)
         # the same picture under another file name is the same content: idempotent
@@ -77,7 +77,7 @@ def test_enroll_real_photos_largest_face_duplicates_and_conflicts(store_url, fr_
 
 
 def test_identify_names_and_unknowns(store_url, fr_examples):
-    with Gallery(store_url) as g:
+    with Gallery(store_url, min_face=100) as g:
         with pytest.raises(EmptyGalleryError):
             g.identify(fr_examples / "obama2.jpg")
         g.enroll("obama", [fr_examples / "obama.jpg"])

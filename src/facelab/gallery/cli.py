@@ -170,8 +170,9 @@ def identify(
         def extra(f: Face) -> str:
             if f.identity is None:
                 return ""
-            others = ", ".join(f"{c.name} {c.distance:.2f}" for c in f.identity.candidates[1:])
-            return f" [bold]{f.identity.name}[/bold] ({f.identity.distance:.2f})" + (f"  next: {others}" if others else "")
+            ident = f.identity
+            others = ", ".join(f"{c.name} {c.distance:.2f}" for c in ident.candidates[1 if ident.known else 0 :])
+            return f" [bold]{ident.name}[/bold] ({ident.distance:.2f})" + (f"  {'next' if ident.known else 'closest'}: {others}" if others else "")
 
         run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=lambda rs: _summary_table(rs, extra))
 
