@@ -436,7 +436,9 @@ def _register_plugins() -> None:
         importlib.import_module(mod).register(app)
 
 
-if __name__ != "__main__":  # under `python -m facelab.cli` the plugins register on the real facelab.cli (below)
+# Only the importable module registers plugins: under `python -m facelab.cli` this file also runs as
+# __main__ (and as __mp_main__ in spawned workers), which hands over to facelab.cli (see the end).
+if __name__ == "facelab.cli":
     _register_plugins()
 
 
