@@ -13,7 +13,7 @@ median ms per query, and recall@1 against exact search.  numpy and FAISS run the
 gallery's own classes (``facelab.gallery.search.ExactIndex`` / ``FaissIndex``,
 same HNSW parameters); pgvector runs the same query as
 ``PostgresStore.native_search`` (``ORDER BY vector <-> q LIMIT k`` on an HNSW
-index, ``hnsw.ef_search`` = 100) on a PostgreSQL started from the
+index, ``hnsw.ef_search`` = its ``EF_SEARCH``, and twice that for comparison) on a PostgreSQL started from the
 ``pgserver`` wheel in a temp folder.
 
 Bounded for a shared machine: FAISS uses ``--threads`` OpenMP threads, pgvector
@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from facelab.gallery.postgres import EF_SEARCH  # noqa: E402
 from facelab.gallery.search import HNSW_EF_CONSTRUCTION, HNSW_M, ExactIndex, FaissIndex  # noqa: E402
 
 DIM = 128
@@ -161,21 +162,25 @@ def bench_pgvector(pg: PG, x, q, truth):
     con.execute("CREATE INDEX ON bench_vectors USING hnsw (vector vector_l2_ops) WITH (m = 16, ef_construction = 64)")
     build = time.perf_counter() - t
     mem = con.execute("SELECT pg_total_relation_size('bench_vectors')").fetchone()[0] / 1e6
-    con.execute("SET hnsw.ef_search = 100")
+    out = []
+    for ef in (EF_SEARCH, 2 * EF_SEARCH):  # the value PostgresStore uses, and twice that for comparison
+        con.execute(f"SET hnsw.ef_search = {ef}")
 
-    def one(r):
-        v = "[" + ",".join(map(repr, r.tolist())) + "]"
-        return con.execute("SELECT id FROM bench_vectors ORDER BY vector <-> %s::vector LIMIT 1", (v,)).fetchone()[0]
+        def one(r):
+            v = "[" + ",".join(map(repr, r.tolist())) + "]"
+            return con.execute("SELECT id FROM bench_vectors ORDER BY vector <-> %s::vector LIMIT 1", (v,)).fetchone()[0]
 
-    ms, got = time_queries(one, q)
-    # the server's own execution time (EXPLAIN ANALYZE), without the client round trip and scheduling waits
-    server = []
-    for r in q[:20]:
-        v = "[" + ",".join(map(repr, r.tolist())) + "]"
-        plan = con.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM bench_vectors ORDER BY vector <-> %s::vector LIMIT 1", (v,)).fetchone()[0]
-        server.append(plan[0]["Execution Time"])
+        ms, got = time_queries(one, q)
+        # the server's own execution time (EXPLAIN ANALYZE), without the client round trip and scheduling waits
+        server = []
+        for r in q[:20]:
+            v = "[" + ",".join(map(repr, r.tolist())) + "]"
+            plan = con.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM bench_vectors ORDER BY vector <-> %s::vector LIMIT 1", (v,)).fetchone()[0]
+            server.append(plan[0]["Execution Time"])
+        name = "pgvector" if ef == EF_SEARCH else f"pgvector-ef{ef}"
+        out.append((name, build, mem, ms, float((got == truth).mean()), {"m": 16, "ef_construction": 64, "ef_search": ef, "server_ms": round(float(np.median(server)), 3)}))
     con.execute("DROP TABLE bench_vectors")
-    return build, mem, ms, float((got == truth).mean()), {"m": 16, "ef_construction": 64, "ef_search": 100, "server_ms": round(float(np.median(server)), 3)}
+    return out
 
 
 def main() -> int:
@@ -199,7 +204,7 @@ def main() -> int:
     backends = args.backends.split(",")
     pg = PG(args.pg_url) if "pgvector" in backends else None
     rows = json.loads(Path(args.json_out).read_text()) if args.append and Path(args.json_out).exists() else []
-    print(f"{'backend':11s} {'n':>9s} {'build_s':>8s} {'memory_mb':>10s} {'ms/query':>9s} {'recall@1':>9s}")
+    print(f"{'backend':14s} {'n':>9s} {'build_s':>8s} {'memory_mb':>10s} {'ms/query':>9s} {'recall@1':>9s}")
     try:
         for n in [int(s) for s in args.sizes.split(",")]:
             x, q = make_data(n, args.queries)
@@ -208,15 +213,16 @@ def main() -> int:
                 if b == "pgvector" and n > args.pg_max:
                     continue
                 if b == "pgvector":
-                    build, mem, ms, rec, params = bench_pgvector(pg, x, q, truth)
+                    results = bench_pgvector(pg, x, q, truth)
                 elif b == "faiss-hnsw":
-                    build, mem, ms, rec, params = bench_faiss_hnsw(x, q, truth, args.hnsw_m, args.hnsw_efc)
+                    results = [(b, *bench_faiss_hnsw(x, q, truth, args.hnsw_m, args.hnsw_efc))]
                 else:
-                    build, mem, ms, rec, params = {"numpy": bench_numpy, "faiss-ivf": bench_faiss_ivf}[b](x, q, truth)
-                params = {**params, "queries": args.queries, "threads": args.threads if b.startswith("faiss") else 1}
-                row = {"backend": b, "n": n, "build_s": round(build, 2), "memory_mb": round(mem, 1), "ms_per_query": round(ms, 3), "recall_at_1": round(rec, 4), "params": params}
-                rows = [r for r in rows if (r["backend"], r["n"]) != (b, n)] + [row]
-                print(f"{b:11s} {n:9d} {build:8.2f} {mem:10.1f} {ms:9.3f} {rec:9.4f}", flush=True)
+                    results = [(b, *{"numpy": bench_numpy, "faiss-ivf": bench_faiss_ivf}[b](x, q, truth))]
+                for name, build, mem, ms, rec, params in results:
+                    params = {**params, "queries": args.queries, "threads": args.threads if b.startswith("faiss") else 1}
+                    row = {"backend": name, "n": n, "build_s": round(build, 2), "memory_mb": round(mem, 1), "ms_per_query": round(ms, 3), "recall_at_1": round(rec, 4), "params": params}
+                    rows = [r for r in rows if (r["backend"], r["n"]) != (name, n)] + [row]
+                    print(f"{name:14s} {n:9d} {build:8.2f} {mem:10.1f} {ms:9.3f} {rec:9.4f}", flush=True)
                 Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json_out).write_text(json.dumps(rows, indent=2))
             del x

@@ -80,6 +80,9 @@ def test_gallery_errors_are_one_line(tmp_path, fr_examples, facelab_home):
     assert bad.returncode == 2 and "unknown gallery URL scheme" in bad.stderr
     nodir = facelab("enroll-dir", str(tmp_path / "nope"), "--db", str(tmp_path / "g.db"))
     assert nodir.returncode == 2 and "not a folder" in nodir.stderr
+    (tmp_path / "empty" / "ada").mkdir(parents=True)
+    none = facelab("enroll-dir", str(tmp_path / "empty"), "--db", str(tmp_path / "g.db"))
+    assert none.returncode == 2 and "no images found" in none.stderr
 
 
 def _orl_subset(root: Path, orl: Path, people: int, per_person: int) -> Path:

@@ -121,3 +121,26 @@ def test_cross_validation_needs_two_images_per_person(orl_set):
     one_each = orl_set.subset(np.array([np.flatnonzero(orl_set.labels == c)[0] for c in orl_set.classes]))
     with pytest.raises(InputError, match="at least 2 images"):
         cross_validate(one_each, "svm", folds=3)
+
+
+def test_dataset_folder_errors(tmp_path, fr_examples):
+    from facelab.errors import InputError
+    from facelab.train.dataset import identity_dataset
+
+    with pytest.raises(InputError, match="no such folder"):
+        identity_dataset(tmp_path / "missing")
+    (tmp_path / "empty" / "ada").mkdir(parents=True)
+    with pytest.raises(InputError, match="no images found"):
+        identity_dataset(tmp_path / "empty")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for n in ("ada_1.jpg", "ada_2.jpg", "bob_1.jpg", "bob_2.jpg"):
+        (flat / n).write_bytes((fr_examples / "obama.jpg").read_bytes())
+    with pytest.raises(InputError, match="put each person's images in DIR/<name>/"):
+        identity_dataset(flat)
+    items = identity_dataset(flat, label_regex=r"^([a-z]+)_")
+    assert [i.label for i in items] == ["ada", "ada", "bob", "bob"]
+    with pytest.raises(InputError, match="does not match --label-regex"):
+        identity_dataset(flat, label_regex=r"^ada")
+    with pytest.raises(InputError, match="need at least 2 people"):
+        identity_dataset(flat, label_regex=r"^([a-z]+)_", min_per_class=3)
