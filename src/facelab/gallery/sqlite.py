@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,8 @@ class SQLiteStore(Store):
             raise StoreError(f"folder {self.path.parent} does not exist", source=path)
         if self.path.is_dir():
             raise StoreError("is a folder, not a gallery file", source=path)
+        if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            self.read_only = True  # a read-only file (or folder: no room for the WAL): read it, refuse writes clearly
         uri = f"file:{self.path.as_posix()}?mode={'ro' if self.read_only else 'rwc'}"
         try:
             self._con = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False)
