@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import StoreError
 
-#: "auto" search uses exact numpy below this many embeddings and an HNSW index from there on.
+#: "auto" search uses exact numpy below this many embeddings and an approximate index (FAISS IVF, pgvector HNSW) from there on.
 #: At 20k exact search costs ~1-3 ms/query; see benchmarks/gallery_search.py.
 EXACT_MAX = int(os.environ.get("FACELAB_EXACT_MAX", 20_000))
 
