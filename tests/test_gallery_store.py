@@ -84,11 +84,11 @@ def test_identify_names_and_unknowns(store_url, fr_examples):
         g.enroll("biden", [fr_examples / "biden.jpg"])
         faces = g.identify(fr_examples / "obama2.jpg", top_k=2)
         assert len(faces) == 1 and faces[0].identity.name == "obama"
-        assert faces[0].identity.distance < 0.45  # measured 0.35
+        assert faces[0].identity.distance < 0.45  # measured 0.3615
         assert [c.name for c in faces[0].identity.candidates] == ["obama", "biden"]
         # someone never enrolled
         stranger = g.identify(fr_examples / "alex-lacamoire.png")
-        assert stranger and stranger[0].identity.name == "unknown" and stranger[0].identity.distance > g.threshold
+        assert stranger and stranger[0].identity.name == "unknown" and stranger[0].identity.distance > g.threshold  # measured 0.8129
 
 
 def test_rename_remove_and_name_errors(store_url, orl_set):
