@@ -1,1 +1,1 @@
-"""Training facelab models on your own data."""
+"""Training facelab models on your own data: identity classifiers, landmark models (and more)."""
