@@ -330,7 +330,9 @@ def test_centroid_matching(tmp_path, orl_set):
         strangers = np.flatnonzero(np.isin(orl_set.labels, orl_set.classes[20:])).tolist()
         a = near.identify_vectors(orl_set.vectors[probes + strangers])
         b = cent.identify_vectors(orl_set.vectors[probes + strangers])
-        assert cent.threshold == 0.477 and near.threshold == 0.495  # the calibrated defaults
+        from facelab.gallery.calibration import THRESHOLDS
+
+        assert (cent.threshold, near.threshold) == (THRESHOLDS[("dlib", "centroid")], THRESHOLDS[("dlib", "nearest")])  # each mode its own
         truth = orl_set.labels[probes].tolist() + ["unknown"] * len(strangers)
         acc_a = np.mean([i.name == t for i, t in zip(a, truth)])
         acc_b = np.mean([i.name == t for i, t in zip(b, truth)])

@@ -55,7 +55,7 @@ def vector_hash(vector: np.ndarray, model: str) -> str:
     return "vec:" + hashlib.sha256(model.encode() + b"\0" + v.tobytes()).hexdigest()
 
 
-def enroll_pipeline(embedder: str = "dlib", detector: str = "hog", *, min_face: int = 40, rotate: Any = "auto", flip: bool = False) -> FaceAnalysis:
+def enroll_pipeline(embedder: str = "dlib", detector: str = "hog", *, min_face: int = 40, rotate: Any = "auto", flip: bool = True) -> FaceAnalysis:
     """The pipeline used to embed enrolment images (no 68-point landmarks: the embedder aligns itself)."""
     return FaceAnalysis(detector=detector, landmarks=None, embedder=embedder, rotate=rotate, flip=flip, detector_options={"min_face": int(min_face)})
 

@@ -98,7 +98,7 @@ class Gallery:
         detector: str = "hog",
         min_face: int = 40,
         rotate: Any = "auto",
-        flip: bool = False,
+        flip: bool = True,
         threshold: float | None = None,
         match: str = "nearest",
         search: str | None = None,

@@ -167,7 +167,7 @@ def embed_dataset(
     detector: str = "hog",
     min_face: int = 40,
     rotate: Any = "auto",
-    flip: bool = False,
+    flip: bool = True,
     fallback: bool = True,
     cache: EmbeddingCache | bool = True,
     progress: bool = False,
