@@ -31,6 +31,9 @@ class FaceAnalysis:
     ``detector_options`` go to the detector (``min_face``, ``upsample``...).
     ``flip`` averages each embedding with the one of the mirrored chip
     (a little more accurate, twice the embedding cost).
+    ``attributes`` lists the actions to predict for each face (``age``,
+    ``gender``, ``emotion``, ``ethnicity``); ``attribute_models`` overrides the
+    model answering an action (see :mod:`facelab.attributes`).
     """
 
     detector: str = DEFAULT_DETECTOR
@@ -42,6 +45,8 @@ class FaceAnalysis:
     max_faces: int | None = None
     detector_options: dict[str, Any] = field(default_factory=dict)
     embedder_options: dict[str, Any] = field(default_factory=dict)
+    attributes: Sequence[str] = ()
+    attribute_models: dict[str, str] = field(default_factory=dict)
 
     def prepare(self) -> FaceAnalysis:
         """Load every model now (otherwise each loads on first use)."""
@@ -50,6 +55,10 @@ class FaceAnalysis:
             get_landmarker(self.landmarks).prepare()
         if self.embedder:
             get_embedder(self.embedder, **self.embedder_options).prepare()
+        if self.attributes:
+            from .attributes import prepare_models
+
+            prepare_models(self.attributes, self.attribute_models)
         return self
 
     def get(self, image: np.ndarray) -> list[Face]:
@@ -67,6 +76,10 @@ class FaceAnalysis:
             emb = get_embedder(self.embedder, **self.embedder_options)
             for f, e in zip(faces, emb.embed(image, faces, flip=self.flip)):
                 f.embedding = e
+        if self.attributes:
+            from .attributes import predict_faces
+
+            predict_faces(image, faces, self.attributes, self.attribute_models)
         return faces
 
     __call__ = get
@@ -81,4 +94,4 @@ class FaceAnalysis:
 
     @property
     def stages(self) -> Sequence[str]:
-        return [s for s, on in (("detect", True), ("landmarks", self.landmarks), ("embed", self.embedder)) if on]
+        return [s for s, on in (("detect", True), ("landmarks", self.landmarks), ("embed", self.embedder), ("attributes", self.attributes)) if on]
