@@ -36,7 +36,7 @@ _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facel
 #: facelab's own models: (registry name, model-file key, file, SHA-256, tasks help)
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
     "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "0" * 64, "emotion: facelab's CNN trained on FER2013 (7 classes, 48x48 grey)"),
-    "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "0" * 64, "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
+    "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "d49dc3e3face27dec03dbd31ba05f1340ea972cfe67a0d6b4f0016229d111146", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
 }
 
 for _name, (_key, _file, _sha, _help) in SHIPPED_MODELS.items():
@@ -48,7 +48,7 @@ for _name, (_key, _file, _sha, _help) in SHIPPED_MODELS.items():
     ATTRIBUTE_MODELS.register(_name, help=_help)(_factory)
 
 #: Which model answers each action by default (chosen on the measured table in the README).
-DEFAULT_MODELS: dict[str, str] = {"age": "agegender", "gender": "agegender", "emotion": "fer-cnn", "ethnicity": "utk-dlib"}
+DEFAULT_MODELS: dict[str, str] = {"age": "utk-dlib", "gender": "utk-dlib", "emotion": "fer-cnn", "ethnicity": "utk-dlib"}
 
 
 def get_attribute_model(spec: str, **options: Any) -> AttributeModel:

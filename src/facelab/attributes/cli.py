@@ -12,7 +12,7 @@ import typer
 from ..cli import _guard, err, evaluate_app, fail, train_app
 from ..errors import InputError
 
-DATASETS = ("fer2013", "utkface")
+from .data import dataset_items
 
 ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", help="JSON list of {\"image\": path-or-URL, \"age\", \"gender\", \"emotion\", \"ethnicity\", \"age_group\"}.")]
 DatasetOpt = Annotated[Optional[tuple[str, Path]], typer.Option("--dataset", help="Import a dataset folder: fer2013 DIR or utkface DIR.")]
@@ -26,22 +26,6 @@ def _fetcher(timeout: float, max_mb: float, retries: int, cache: Path | None):
     from .data import Fetcher, default_cache_dir
 
     return Fetcher(cache or default_cache_dir(), timeout=timeout, max_bytes=int(max_mb * 2**20), retries=retries)
-
-
-def dataset_items(kind: str, root: Path, part: str) -> list:
-    """Items of a dataset importer: ``part`` is train, val or test.
-
-    fer2013: its train/ and val/ folders (test = val).  utkface: a seeded 80/10/10 split of the files.
-    """
-    from .data import import_fer2013, import_utkface, split_items
-
-    kind = kind.lower()
-    if kind == "fer2013":
-        return import_fer2013(root, "train" if part == "train" else "val")
-    if kind == "utkface":
-        tr, va, te = split_items(import_utkface(root), [0.8, 0.1, 0.1], seed=0)
-        return {"train": tr, "val": va, "test": te}[part]
-    raise InputError(f"unknown dataset {kind!r} (choose from: {', '.join(DATASETS)})")
 
 
 def _progress():

@@ -169,6 +169,23 @@ def split_items(items: Sequence[Item], fractions: Sequence[float], seed: int = 0
     return out
 
 
+DATASETS = ("fer2013", "utkface")
+
+
+def dataset_items(kind: str, root: Path, part: str) -> list:
+    """Items of a dataset importer: ``part`` is train, val or test.
+
+    fer2013: its train/ and val/ folders (test = val).  utkface: a seeded 80/10/10 split of the files.
+    """
+    kind = kind.lower()
+    if kind == "fer2013":
+        return import_fer2013(root, "train" if part == "train" else "val")
+    if kind == "utkface":
+        tr, va, te = split_items(import_utkface(root), [0.8, 0.1, 0.1], seed=0)
+        return {"train": tr, "val": va, "test": te}[part]
+    raise InputError(f"unknown dataset {kind!r} (choose from: {', '.join(DATASETS)})")
+
+
 # --- fetching with a cache ------------------------------------------------------------
 
 
@@ -239,6 +256,14 @@ class ChipSpec:
             "size": self.size, "channels": self.channels, "faces": self.faces, "padding": round(self.padding, 4),
             "detector": self.detector, "shift_x": round(self.shift_x, 4), "shift_y": round(self.shift_y, 4), "input": self.input,
         }
+
+    def cache_key(self) -> dict[str, Any]:
+        """The fields that change a chip: the framing does not matter for given crops cut to chips whole."""
+        d = self.to_dict()
+        if self.input == "chip" and self.faces == "given":
+            for k in ("padding", "shift_x", "shift_y", "detector"):
+                d.pop(k)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChipSpec:
@@ -341,20 +366,71 @@ def chip_from_image(image: np.ndarray, spec: ChipSpec) -> np.ndarray:
     return get_embedder("dlib").embed(image, faces[:1])[0].vector
 
 
-def _chip_cache_file(items: Sequence[Item], spec: ChipSpec) -> Path | None:
-    """Where the chips of these local files with this spec are cached (None when an item is a URL)."""
-    from ..io import is_url
+class ChipCache:
+    """Chips of local files on disk, one ``.npz`` per :class:`ChipSpec`, keyed by path, size and mtime.
 
-    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
-    for it in items:
-        if is_url(it.source):
+    A second run over the same files (another split, a resumed run) skips the
+    decoding, detection and embedding work.  URLs are not cached here (their
+    downloads are, by :class:`Fetcher`).
+    """
+
+    def __init__(self, spec: ChipSpec, root: Path | None = None):
+        h = hashlib.sha256(json.dumps(spec.cache_key(), sort_keys=True).encode()).hexdigest()[:24]
+        self.path = (root or default_cache_dir().parent / "chips") / f"{h}.npz"
+        self._chips: dict[str, np.ndarray] = {}
+        self._fails: dict[str, dict[str, str]] = {}
+        self._dirty = False
+        if self.path.is_file():
+            try:
+                with np.load(self.path, allow_pickle=False) as z:
+                    self._chips = dict(zip(z["keys"].tolist(), z["chips"]))
+                    self._fails = json.loads(str(z["failures"]))
+            except (OSError, ValueError, KeyError):
+                self._chips, self._fails = {}, {}
+
+    @staticmethod
+    def key(source: str) -> str | None:
+        from ..io import is_url
+
+        if is_url(source):
             return None
         try:
-            st = os.stat(it.source)
-            h.update(f"{it.source}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            st = os.stat(source)
         except OSError:
-            h.update(f"{it.source}\0missing\n".encode())
-    return default_cache_dir().parent / "chips" / f"{h.hexdigest()[:32]}.npz"
+            return None
+        return f"{os.path.abspath(source)}|{st.st_size}|{st.st_mtime_ns}"
+
+    def get(self, source: str):
+        k = self.key(source)
+        if k is None:
+            return None
+        if k in self._chips:
+            return self._chips[k], None
+        if k in self._fails:
+            f = self._fails[k]
+            return None, Failure(f["item"], f["error"], f["code"])
+        return None
+
+    def put(self, source: str, chip: np.ndarray | None, fail: Failure | None) -> None:
+        k = self.key(source)
+        if k is None:
+            return
+        if chip is not None:
+            self._chips[k] = chip
+        elif fail is not None and fail.code not in ("url_timeout", "bad_url"):
+            self._fails[k] = fail.to_dict()
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+        keys = list(self._chips)
+        np.savez(tmp, keys=np.array(keys, dtype=str), chips=np.stack([self._chips[k] for k in keys]) if keys else np.zeros((0,)),
+                 failures=json.dumps(self._fails))
+        os.replace(tmp, self.path)
+        self._dirty = False
 
 
 @dataclass
@@ -384,60 +460,39 @@ def build_chips(
 
     Items that cannot be loaded (404, not an image, timeout, no face...) are listed
     in the failures and left out.  ``cache`` keeps the chips of local files on disk
-    (keyed by the paths, sizes, mtimes and the spec) so a second run skips the work.  A label that is not among ``task_classes``
+    (:class:`ChipCache`) so a second run skips the work.  A label that is not among ``task_classes``
     raises :class:`ManifestError` naming the item.
     """
     from .train import ChipSet
 
     fetcher = fetcher or Fetcher()
-    cache_file = _chip_cache_file(items, spec) if cache else None
     for it in items:
         for t, classes in task_classes.items():
             v = it.labels.get(t)
             if classes and v is not None and v not in classes:
                 raise ManifestError(f"{t} label {v!r} is not one of the model's classes ({', '.join(classes)})", source=it.name)
+    store = ChipCache(spec, fetcher.cache_dir.parent / "chips") if cache else None
 
     def work(it: Item):
         try:
-            chip = chip_from_image(fetcher.load(it.source), spec)
-            return chip, None
-        except FacelabError as e:
-            return None, Failure(it.name or it.source, e.reason, e.code)
+            hit = store.get(it.source) if store is not None else None
+            if hit is not None:
+                return hit if hit[1] is None else (None, Failure(it.name or it.source, hit[1].error, hit[1].code))
+            try:
+                res = chip_from_image(fetcher.load(it.source), spec), None
+            except FacelabError as e:
+                res = None, Failure(it.name or it.source, e.reason, e.code)
+            if store is not None:
+                store.put(it.source, *res)
+            return res
         finally:
             if on_item is not None:
                 on_item()
 
-    results: list[tuple[np.ndarray | None, Failure | None]] | None = None
-    if cache_file is not None and cache_file.is_file():
-        try:
-            z = np.load(cache_file, allow_pickle=False)
-            fails = json.loads(str(z["failures"]))
-            chips_c, ok = z["chips"], z["ok"]
-            results, k = [], 0
-            for i, good in enumerate(ok):
-                if good:
-                    results.append((chips_c[k], None))
-                    k += 1
-                else:
-                    results.append((None, Failure(**fails[str(i)])))
-            if on_item is not None:
-                for _ in items:
-                    on_item()
-        except (OSError, ValueError, KeyError):
-            results = None
-    if results is None:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
-            results = list(ex.map(work, items))
-        if cache_file is not None:
-            ok = np.array([c is not None for c, _ in results])
-            good = [c for c, _ in results if c is not None]
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(
-                tmp, chips=np.stack(good) if good else np.zeros((0,)), ok=ok,
-                failures=json.dumps({str(i): f.to_dict() for i, (_, f) in enumerate(results) if f is not None}),
-            )
-            os.replace(tmp, cache_file)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
+        results = list(ex.map(work, items))
+    if store is not None:
+        store.save()
     chips, kept, failures = [], [], []
     for it, (chip, fail) in zip(items, results):
         if fail is not None:

@@ -49,15 +49,18 @@ class Predictor:
     faces: str = "detect"
     detector: str = "hog"
 
-    def __call__(self, image: np.ndarray, tasks: Sequence[str]) -> dict[str, Attribute]:
+    def __call__(self, image: np.ndarray, tasks: Sequence[str]) -> tuple[dict[str, Attribute], float]:
+        """The attributes of the image's face and the seconds the model took (face detection excluded)."""
         from .onnx_model import OnnxAttributeModel, chips_to_input, outputs_to_attributes
 
         m = self.model
         m.prepare()
+        want = [t for t in tasks if t in m.tasks]
         if self.faces == "given":
             if isinstance(m, OnnxAttributeModel) and m.input == "chip":
+                t0 = time.perf_counter()
                 out = m.run(chips_to_input(finish_chip(image, m.spec)[None]))
-                return outputs_to_attributes(out, m.classes, [t for t in tasks if t in m.tasks], m.name)[0]
+                return outputs_to_attributes(out, m.classes, want, m.name)[0], time.perf_counter() - t0
             face = crop_face(image, detector=self.detector)
         else:
             from ..detect import detect
@@ -66,7 +69,9 @@ class Predictor:
             if not found:
                 raise NoFaceError("no face found")
             face = found[0]
-        return m.predict(image, [face], [t for t in tasks if t in m.tasks])[0]
+        t0 = time.perf_counter()
+        res = m.predict(image, [face], want)[0]
+        return res, time.perf_counter() - t0
 
 
 @dataclass
@@ -109,9 +114,8 @@ def evaluate(
     for it in items:
         try:
             image = fetcher.load(it.source)
-            t0 = time.perf_counter()
-            res = predictor(image, [t for t in want if t in it.labels])
-            secs += time.perf_counter() - t0
+            res, dt = predictor(image, [t for t in want if t in it.labels])
+            secs += dt
             n_ok += 1
             preds.append(res)
         except FacelabError as e:
