@@ -9,7 +9,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..cli import _guard, err, evaluate_app, fail, train_app
 from ..errors import InputError
 
 from .data import dataset_items
@@ -48,13 +47,34 @@ def _build(items, spec, classes, fetcher, label: str, quiet: bool, workers: int 
         return build_chips(items, spec, classes, fetcher=fetcher, workers=workers, on_item=lambda: p.advance(task), cache=cache)
 
 
+def err(msg: str) -> None:
+    from ..cli import err as _err
+
+    _err(msg)
+
+
+def fail(msg: str, code: int = 2) -> None:
+    from ..cli import fail as _fail
+
+    _fail(msg, code)
+
+
+def _group(app: typer.Typer, name: str) -> typer.Typer:
+    """The ``train`` / ``evaluate`` group of *this* app (robust to ``python -m facelab.cli``, where the module loads twice)."""
+    for g in app.registered_groups:
+        if g.name == name and g.typer_instance is not None:
+            return g.typer_instance
+    raise RuntimeError(f"the facelab app has no {name!r} command group")
+
+
 def register(app: typer.Typer) -> None:
-    train_app.command("attributes")(train_attributes)
-    evaluate_app.command("attributes")(evaluate_attributes)
-    app.command("predict")(predict)
+    from ..cli import _guard  # imported here: facelab.cli imports this module while it registers its rooms
+
+    _group(app, "train").command("attributes")(_guard(train_attributes))
+    _group(app, "evaluate").command("attributes")(_guard(evaluate_attributes))
+    app.command("predict")(_guard(predict))
 
 
-@_guard
 def train_attributes(
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx model to write.")],
     manifest: ManifestOpt = None,
@@ -201,7 +221,6 @@ def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool):
         return train(train_set, val_set, task_specs, cfg, checkpoint=ck, on_batch=on_batch, on_epoch=on_epoch)
 
 
-@_guard
 def evaluate_attributes(
     model: Annotated[str, typer.Option("--model", "-m", help="An attributes .onnx file, or a model name (fer-cnn, utk-dlib, agegender).")],
     manifest: ManifestOpt = None,
@@ -265,7 +284,6 @@ def _print_report(rep: dict[str, Any]) -> None:
     Console().print(t)
 
 
-@_guard
 def predict(
     sources: Annotated[list[str], typer.Argument(help="Images, folders or http(s) URLs.")],
     model: Annotated[str, typer.Option("--model", "-m", help="A model file written by 'facelab train attributes' (kind: attributes).")],
