@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from facelab.attributes import get_attribute_model  # noqa: E402
-from facelab.attributes.data import dataset_items  # noqa: E402
-from facelab.attributes.evaluate import evaluate  # noqa: E402
+from facelab.attributes import get_attribute_model
+from facelab.attributes.data import dataset_items
+from facelab.attributes.evaluate import evaluate
 
 RUNS = [
     # (model, dataset, tasks)

@@ -6,7 +6,6 @@ Floors are measured on fixed subsets and pinned with the measured value beside t
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,11 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import data_path
-
 from test_cli import facelab as run_cli
-
 
 # --- fixed subsets ------------------------------------------------------------------
 
@@ -161,7 +157,7 @@ def test_tiny_multitask_training_learns_and_exports(tiny_items, tmp_path):
     tasks = [TaskSpec(t, c) for t, c in classes.items()]
     res = train(data, data, tasks, _tiny_config())
     losses = [h.loss for h in res.history]
-    assert losses[-1] < losses[0] * 0.97, losses  # measured: LOSSES_MEASURED
+    assert losses[-1] < losses[0] * 0.97, losses  # measured: [4.93, 4.79, 4.68]
     again = train(data, data, tasks, _tiny_config(max_minutes=0))  # the same run, stopped after its first epoch
     assert len(again.history) == 1 and again.history[0].loss == losses[0]  # a fixed seed gives the same result
     path = export_onnx(res, tmp_path / "tiny.onnx", {"kind": "attributes", "tasks": classes, "chip": ChipSpec(size=32).to_dict()})

@@ -35,7 +35,7 @@ ACTIONS: tuple[str, ...] = ("age", "gender", "emotion", "ethnicity")
 _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facelab"
 #: facelab's own models: (registry name, model-file key, file, SHA-256, tasks help)
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
-    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "0" * 64, "emotion: facelab's CNN trained on FER2013 (7 classes, 48x48 grey)"),
+    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "abb4402bdee32e8c559fb0d3d7c792d1bbc2bb51ee7a53de1a30e337a8c5ee31", "emotion: facelab's CNN trained on FER2013 (7 classes, 40x40 grey)"),
     "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "d49dc3e3face27dec03dbd31ba05f1340ea972cfe67a0d6b4f0016229d111146", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
 }
 
@@ -144,16 +144,12 @@ class PredictJob:
 
         m = get_attribute_model(self.model)
         if self.whole_image:
+            from .evaluate import Predictor
+
             h, w = image.shape[:2]
             face = Face(Box(0, 0, float(w), float(h)), 1.0, "whole-image")
-            if isinstance(m, OnnxAttributeModel) and m.input == "chip":
-                from .data import finish_chip
-                from .onnx_model import chips_to_input, outputs_to_attributes
-
-                out = m.run(chips_to_input(finish_chip(image, m.spec)[None]))
-                face.attributes.update(outputs_to_attributes(out, m.classes, list(m.tasks), m.name)[0])
-                return [face]
-            faces = [face]
+            face.attributes.update(Predictor(m, "given", self.detector)(image, list(m.tasks))[0])
+            return [face]
         else:
             from ..detect import detect
 

@@ -13,8 +13,6 @@ of its code and checks the two files' SHA-256.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ..align import align, dlib5_landmarks
@@ -52,7 +50,6 @@ class AgeGenderModel(AttributeModel):
     def __init__(self, *, threads: int | None = None):
         super().__init__()
         self.threads = threads
-        self._lock = threading.Lock()
 
     def load(self) -> None:
         self._age = ort_session(model_path("agegender_age"), self.threads)

@@ -9,8 +9,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import InputError
-
 from .data import dataset_items
 
 ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", help="JSON list of {\"image\": path-or-URL, \"age\", \"gender\", \"emotion\", \"ethnicity\", \"age_group\"}.")]
@@ -107,7 +105,7 @@ def train_attributes(
 
     from .data import ChipSpec, load_manifest, measure_framing, split_items
     from .labels import FIXED_CLASSES, TASKS
-    from .train import TaskSpec, TrainConfig, export_onnx, train
+    from .train import TaskSpec, TrainConfig, export_onnx
 
     if manifest is None and dataset is None:
         fail("give --manifest FILE and/or --dataset fer2013|utkface DIR")
@@ -153,14 +151,14 @@ def train_attributes(
     faces_mode = faces or ("given" if dataset is not None and manifest is None else "detect")
     spec = ChipSpec(size=size if model_input == "chip" else 150, channels=3 if color or model_input != "chip" else 1, faces=faces_mode, padding=0.25, input=model_input)
     if faces_mode == "given":
-        from .data import Fetcher as _F  # noqa: F401
+        from ..errors import FacelabError
 
         sample = []
         for it in split_items(train_items, [min(1.0, 200 / len(train_items)), 1.0], seed=0)[0]:
             try:
                 sample.append(fetcher.load(it.source))
-            except Exception:
-                continue
+            except FacelabError:
+                continue  # reported when the chips are built
         pad, sx, sy, found = measure_framing(sample)
         if found:
             spec = replace(spec, padding=round(pad, 3), shift_x=round(sx, 3), shift_y=round(sy, 3))

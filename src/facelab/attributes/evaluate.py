@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import FacelabError, InputError, NoFaceError
 from ..types import Attribute, Box, Face
 from .base import AttributeModel
-from .data import ChipSpec, Failure, Fetcher, Item, finish_chip
+from .data import Failure, Fetcher, Item, finish_chip
 from .labels import AGE_BANDS, FIXED_CLASSES, age_band
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,6 @@ class OnnxAttributeModel(AttributeModel):
         self.threads = threads
         self.name = name or (f"onnx:{os.path.basename(path)}" if path else "onnx")
         self._verify = verify
-        self._lock = threading.Lock()
         if path and os.path.isfile(path):
             self.meta = read_metadata(path)
             self.tasks = tuple(self.meta["tasks"])
