@@ -295,3 +295,20 @@ def test_evaluate_cli_report_and_confusion_pngs(tmp_path, utk_test_subset):
 
     png = facelab.load_image(out / "confusion_ethnicity.png")
     assert png.shape[0] > 300 and png.shape[1] > 300
+
+
+def test_fetcher_caps_size_and_serves_from_cache(tmp_path, image_server):
+    from facelab.attributes.data import Fetcher
+    from facelab.errors import HTTPStatusError, URLError
+
+    small = Fetcher(tmp_path / "c1", timeout=2, max_bytes=300, retries=0)
+    with pytest.raises(URLError, match="over the cap|exceeds the cap"):
+        small.fetch(f"{image_server}/img/0.jpg")
+    f = Fetcher(tmp_path / "c2", timeout=2, retries=1, backoff=0.01)
+    img = f.load(f"{image_server}/img/200.jpg")  # a UTKFace crop, 200x200
+    assert img.shape == (200, 200, 3)
+    assert len(list((tmp_path / "c2").rglob("*"))) == 2  # one folder, one file
+    with pytest.raises(HTTPStatusError, match="HTTP 404"):
+        f.fetch(f"{image_server}/missing.jpg")
+    f.timeout = 0.001  # the cached image no longer needs the server
+    assert (f.load(f"{image_server}/img/200.jpg") == img).all()
