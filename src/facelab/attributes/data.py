@@ -263,6 +263,8 @@ class ChipSpec:
         if self.input == "chip" and self.faces == "given":
             for k in ("padding", "shift_x", "shift_y", "detector"):
                 d.pop(k)
+        if self.input.startswith("embedding:"):
+            d["flip"] = True  # embeddings are flip-averaged (facelab's default)
         return d
 
     @classmethod

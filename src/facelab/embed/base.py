@@ -44,7 +44,8 @@ class Embedder(LazyModel):
             out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)
 
-    def embed(self, image: np.ndarray, faces: list[Face], *, flip: bool = False) -> list[Embedding]:
+    def embed(self, image: np.ndarray, faces: list[Face], *, flip: bool = True) -> list[Embedding]:
+        """Embeddings of ``faces`` (aligned first); ``flip`` averaging is facelab's default everywhere."""
         vecs = self.embed_chips(self.chips(image, faces), flip=flip)
         return [Embedding(v, self.name) for v in vecs]
 
