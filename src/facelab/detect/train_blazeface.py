@@ -238,8 +238,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / max(1e-9, (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def augment(ex: Example, rng: random.Random, long_side: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A ``CROP`` x ``CROP`` training crop: ``(image, boxes (N, 4), weights (N,))``; weight 0 = ignore (cut faces)."""
+def augment(ex: Example, rng: random.Random, long_side: tuple[float, float], crop: int = CROP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``crop`` x ``crop`` training crop: ``(image, boxes (N, 4), weights (N,))``; weight 0 = ignore (cut faces)."""
+    CROP = crop  # noqa: N806
     img, boxes = ex.image, ex.boxes.copy()
     h, w = img.shape[:2]
     s = rng.uniform(*long_side) / max(h, w)
@@ -274,6 +275,7 @@ def augment(ex: Example, rng: random.Random, long_side: tuple[int, int]) -> tupl
 
 
 def photometric(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    CROP = img.shape[0]  # noqa: N806
     out = img.astype(np.float32)
     out = out * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)  # contrast, brightness
     grey = out.mean(axis=2, keepdims=True)
@@ -408,8 +410,7 @@ def train(args: argparse.Namespace) -> Path:
         ev = evaluate(net.eval(), val, args.long_side)
         log({"epoch": -1, "val": ev, "note": "original MediaPipe weights"})
         (work / "epoch_-1.json").write_text(json.dumps(ev))
-    anchors = ssd_anchors(CROP, CROP, (STRIDE,), (1,))
-    anchors_t = torch.from_numpy(anchors)
+    anchors = ssd_anchors(args.crop, args.crop, (STRIDE,), (1,))
     rng = random.Random(args.seed + start)
     n_fb = d["n_face_boxes"]
     for epoch in range(start, args.epochs):
@@ -428,7 +429,7 @@ def train(args: argparse.Namespace) -> Path:
                     ex = examples[rng.randrange(n_fb, len(examples))] if len(examples) > n_fb and rng.random() < 0.4 else examples[rng.randrange(n_fb)]
                     if crops:
                         ex = paste_faces(ex, crops, rng, rng.randint(2, 8))
-                img, boxes, wts = augment(ex, rng, (args.long_side * 0.6, args.long_side * 1.5))
+                img, boxes, wts = augment(ex, rng, (args.long_side * 0.6, args.long_side * 1.5), args.crop)
                 lab, t, sz = targets(boxes, wts, anchors)
                 imgs.append(to_input(img))
                 labels.append(lab)
@@ -459,9 +460,11 @@ def train(args: argparse.Namespace) -> Path:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
             opt.step()
             sched.step()
-            sums["cls"] += float(l_cls)
-            sums["box"] += float(l_box)
-            sums["kp"] += float(l_kp)
+            sums["cls"] += float(l_cls.detach())
+            sums["box"] += float(l_box.detach())
+            sums["kp"] += float(l_kp.detach())
+            if step % 8 == 0:
+                print(f"epoch {epoch} step {step}/{steps_per_epoch} loss {float(loss.detach()):.3f} ({(time.time() - t0) / (step + 1):.1f} s/step)", flush=True)
         rec = {"epoch": epoch, "lr": sched.get_last_lr()[0], "minutes": round((time.time() - t0) / 60, 2), **{k: round(v / steps_per_epoch, 4) for k, v in sums.items()}}
         if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
             rec["val"] = evaluate(net.eval(), val, args.long_side)
@@ -499,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--samples-per-epoch", type=int, default=512)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=256, help="side of the training crops (multiple of 32)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--box-weight", type=float, default=2.0)
     ap.add_argument("--long-side", type=int, default=512, help="long side of the image at detection time")
