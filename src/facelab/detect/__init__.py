@@ -17,7 +17,7 @@ import numpy as np
 
 from ..io import as_image
 from ..types import Face
-from . import blazeface, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
+from . import blazeface, blazeface_ft, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
 from .base import DETECTORS, Detector
 from .rotate import DEFAULT_ANGLES, FULL_ANGLES, rotate_image, sweep, upright_crop
 

@@ -168,13 +168,10 @@ def tile_views(image: np.ndarray, size: int, scale: float, overlap: float) -> tu
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     scaled = cv2.resize(image, (sw, sh), interpolation=interp)
     sx, sy = sw / w, sh / h
-    step = max(1, int(size * (1.0 - overlap)))
 
     def starts(n: int) -> list[int]:
-        if n <= size:
-            return [0]
-        k = math.ceil((n - size) / step) + 1
-        return [round(i * (n - size) / (k - 1)) for i in range(k)]
+        k = _tiles_along(n, size, overlap)
+        return [0] if k == 1 else [round(i * (n - size) / (k - 1)) for i in range(k)]
 
     tiles, views = [], []
     nan = float("nan")
@@ -192,6 +189,16 @@ def tile_views(image: np.ndarray, size: int, scale: float, overlap: float) -> tu
             tiles.append(canvas)
             views.append(View(x / sx, y / sy, sx, 0.0, 0.0, inner))
     return tiles, views
+
+
+def _tiles_along(n: int, size: int, overlap: float) -> int:
+    step = max(1, int(size * (1.0 - overlap)))
+    return 1 if n <= size else math.ceil((n - size) / step) + 1
+
+
+def tile_count(height: int, width: int, size: int, scale: float, overlap: float) -> int:
+    """How many tiles :func:`tile_views` makes."""
+    return _tiles_along(max(1, round(height * scale)), size, overlap) * _tiles_along(max(1, round(width * scale)), size, overlap)
 
 
 def cut_by_tile(boxes: np.ndarray, view: View, margin: float) -> np.ndarray:
@@ -289,10 +296,16 @@ class SSDFaceDetector(Detector):
         """The network inputs (uint8) and their views: the whole image, plus tiles when needed."""
         canvas, view = letterbox(image, self.input_size, square=self.square_input)
         inputs, views = [canvas], [view]
-        for s in self.tile_scales(*image.shape[:2]):
-            t, v = tile_views(image, self.input_size, s, self.overlap)
-            if len(inputs) + len(t) > self.max_tiles:
+        h, w = image.shape[:2]
+        for s in self.tile_scales(h, w):
+            budget = self.max_tiles - len(inputs)
+            if budget <= 0:
                 break
+            while tile_count(h, w, self.input_size, s, self.overlap) > budget:
+                s *= 0.9  # too many tiles: scan this level a little coarser
+            if s * max(h, w) <= self.input_size:
+                break
+            t, v = tile_views(image, self.input_size, s, self.overlap)
             inputs += t
             views += v
         return inputs, views

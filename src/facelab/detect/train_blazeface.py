@@ -492,7 +492,75 @@ def export_onnx(net, path: Path) -> Path:
         opset_version=17,
         dynamo=False,
     )
+    fold_pads(path)
     return path
+
+
+def fold_pads(path: Path) -> int:
+    """Fold the explicit "SAME" Pad nodes into the following Conv's ``pads`` (2x faster in onnxruntime).
+
+    onnxruntime's basic optimisation first folds the constant pad sizes; then every zero Pad that
+    feeds only a Conv becomes that Conv's (asymmetric) padding.  Returns the number folded.
+    """
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        m = onnx.load(so.optimized_model_filepath)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    folded = []
+    for n in g.node:
+        if n.op_type != "Pad" or len(n.input) < 2 or n.input[1] not in inits:
+            continue
+        if next((a.s for a in n.attribute if a.name == "mode"), b"constant") != b"constant":
+            continue
+        if len(n.input) > 2 and n.input[2] and (n.input[2] not in inits or numpy_helper.to_array(inits[n.input[2]]).item() != 0):
+            continue
+        pads = numpy_helper.to_array(inits[n.input[1]]).tolist()
+        cs = consumers.get(n.output[0], [])
+        if len(cs) != 1 or cs[0].op_type != "Conv" or pads[0] or pads[1] or pads[4] or pads[5]:
+            continue
+        conv = cs[0]
+        old = next((a for a in conv.attribute if a.name == "pads"), None)
+        if old is not None:
+            if any(old.ints):
+                continue
+            conv.attribute.remove(old)
+        conv.attribute.append(helper.make_attribute("pads", [pads[2], pads[3], pads[6], pads[7]]))
+        conv.input[0] = n.input[0]
+        folded.append(n)
+    for n in folded:
+        g.node.remove(n)
+    used = {i for n in g.node for i in n.input}
+    for init in [i for i in g.initializer if i.name not in used]:
+        g.initializer.remove(init)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return len(folded)
+
+
+def export_checkpoint(checkpoint: Path, out: Path) -> Path:
+    """Re-export a training checkpoint (``last.pt``) to ONNX."""
+    import torch
+
+    from ..models import model_path
+    from .blazeface_net import load_pretrained
+
+    net = load_pretrained(model_path("blazeface_full"))
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu")["net"])
+    return export_onnx(net.eval(), out)
 
 
 def build_parser() -> argparse.ArgumentParser:
