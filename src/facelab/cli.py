@@ -445,6 +445,7 @@ COMMAND_MODULES: list[str] = [
     "facelab.gallery.cli",
     "facelab.train.cli",
     "facelab.attributes.cli",
+    "facelab.detect.cli",
 ]
 
 

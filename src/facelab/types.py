@@ -108,6 +108,19 @@ class Box:
         return (int(round(self.top)), int(round(self.right)), int(round(self.bottom)), int(round(self.left)))
 
 
+_MESH_REGIONS: dict[str, list[int]] = {
+    "jaw": [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58,
+            132, 93, 234, 127, 162, 21, 54, 103, 67, 109],
+    "left_eyebrow": [46, 53, 52, 65, 55, 70, 63, 105, 66, 107],
+    "right_eyebrow": [276, 283, 282, 295, 285, 300, 293, 334, 296, 336],
+    "left_eye": [33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173],
+    "right_eye": [263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398],
+    "nose": [168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 294, 278, 344, 440, 275, 45, 220, 115, 48, 64],
+    "nose_tip": [1],
+    "mouth": [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409, 78, 95, 88, 178, 87, 14, 317, 402,
+              318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415],
+}
+
 # Regions of each landmark scheme: name -> indices.  Left/right as seen in the image.
 LANDMARK_REGIONS: dict[str, dict[str, list[int]]] = {
     "68": {
@@ -138,6 +151,26 @@ LANDMARK_REGIONS: dict[str, dict[str, list[int]]] = {
         "nose": [6, 7, 8, 9, 10],
         "nose_tip": [7],
         "mouth": [11, 12, 13, 14],
+    },
+    # MediaPipe BlazeFace's 6 keypoints: eyes, nose tip, mouth centre, ear tragions (left/right as seen).
+    "blazeface6": {
+        "left_eye": [0],
+        "right_eye": [1],
+        "nose_tip": [2],
+        "nose": [2],
+        "mouth": [3],
+        "left_ear": [4],
+        "right_ear": [5],
+    },
+    # MediaPipe's face mesh (contours of face_mesh_connections.py; left/right as seen in the image).
+    "468": _MESH_REGIONS,
+    # the mesh plus the irises (468-472 image-left eye, centre first; 473-477 the other)
+    "478": {
+        **_MESH_REGIONS,
+        "left_eye": _MESH_REGIONS["left_eye"] + [468, 469, 470, 471, 472],
+        "right_eye": _MESH_REGIONS["right_eye"] + [473, 474, 475, 476, 477],
+        "left_iris": [468, 469, 470, 471, 472],
+        "right_iris": [473, 474, 475, 476, 477],
     },
     # dlib's 5-point model: two corners of each eye and the bottom of the nose.
     "5": {

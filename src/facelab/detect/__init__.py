@@ -15,7 +15,7 @@ from typing import Any, Union
 
 from ..io import as_image
 from ..types import Face
-from . import cascade, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
+from . import blazeface, blazeface_ft, cascade, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
 from .base import DETECTORS, Detector
 from .rotate import DEFAULT_ANGLES, FULL_ANGLES, rotate_image, sweep, upright_crop
 

@@ -82,8 +82,14 @@ def draw_faces(
             if lm is None or not show:
                 continue
             pts = np.round(lm.points[:, :2]).astype(np.int32)
+            cols = landmark_colors(lm)
             r = radius if len(pts) < 100 else max(1, radius // 2)
-            for (x, y), c in zip(pts, landmark_colors(lm)):
+            if len(pts) >= 100:  # dense meshes: only the contours (the points of the scheme's regions)
+                from ..types import LANDMARK_REGIONS
+
+                idx = sorted({i for v in LANDMARK_REGIONS.get(lm.scheme, {}).values() for i in v}) or list(range(len(pts)))
+                pts, cols = pts[idx], cols[idx]
+            for (x, y), c in zip(pts, cols):
                 cv2.circle(out, (int(x), int(y)), r, tuple(int(v) for v in c), -1, cv2.LINE_AA)
         text = labels[i] if labels is not None and i < len(labels) else label_fn(face)
         if text:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..io import as_image
 from ..types import Face
-from . import cnn, dlib_shape, simple  # noqa: F401  (register the backends)
+from . import cnn, dlib_shape, mesh468, simple  # noqa: F401  (register the backends)
 from .base import LANDMARKERS, Landmarker
 
 DEFAULT_LANDMARKS = "dlib68"

@@ -1,0 +1,75 @@
+"""``blazeface_ft``: BlazeFace full range fine-tuned by facelab on crowded, masked photos (ONNX).
+
+The network is MediaPipe's full-range BlazeFace re-implemented in torch
+(:mod:`facelab.detect.blazeface_net`), started from Google's weights and
+fine-tuned on the training part of ``face-boxes`` plus pasted, partly masked
+faces (:mod:`facelab.detect.train_blazeface`; data, command and scores in
+``facelab/assets/blazeface_ft.md``).  It is fully convolutional: the image is
+resized so its long side is ``input_size`` (384; chosen on the training photos: the
+highest recall with precision >= 0.85) and padded to multiples of 32,
+one anchor per 4x4 cell; decoding, NMS and tiling are shared with
+:mod:`facelab.detect.blazeface`.  onnxruntime runs it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..embed.dlib_resnet import ort_threads
+from ..errors import ModelError
+from ..models import ModelFile, model_path, register_model_file
+from .base import DETECTORS
+from .blazeface import SSDFaceDetector, ssd_anchors
+
+register_model_file(
+    ModelFile(
+        "blazeface_ft",
+        "facelab",
+        "assets/blazeface_ft.onnx",
+        "06a2f5550fbd439e420122c849b78922602aa0066a2cbe16919b3c9b42afcdb8",
+        "reinstall facelab (the file ships in facelab/assets/; retrain with `facelab train detector`)",
+        "Apache-2.0 (fine-tuned from Google MediaPipe BlazeFace)",
+    )
+)
+
+
+@DETECTORS.register("blazeface_ft", help="BlazeFace full range fine-tuned by facelab on crowded, masked photos (ONNX)")
+class BlazeFaceFineTuned(SSDFaceDetector):
+    name = "blazeface_ft"
+    keypoint_model = "blazeface_ft"
+    input_size = 384
+    square_input = False
+    native_min_face = 12
+
+    def __init__(self, *, input_size: int = 384, **kw):
+        super().__init__(**kw)
+        if input_size % 32 or input_size < 64:
+            raise ValueError(f"input_size must be a multiple of 32 and >= 64, not {input_size!r}")
+        self.input_size = int(input_size)
+        self._anchor_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def load(self) -> None:
+        import onnxruntime as ort
+
+        path = model_path("blazeface_ft")
+        so = ort.SessionOptions()
+        threads = ort_threads(self.threads)
+        if threads:
+            so.intra_op_num_threads = threads
+        # no busy-waiting between ops: on a shared CPU spinning threads made this model 3x slower
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelError(f"cannot load {path} ({str(e).strip().splitlines()[0]})") from None
+
+    def _anchors(self, height: int, width: int) -> np.ndarray:
+        key = (height, width)
+        a = self._anchor_cache.get(key)
+        if a is None:
+            a = self._anchor_cache[key] = ssd_anchors(height, width, (4,), (1,))
+        return a
+
+    def _infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raw, logits = self._sess.run(None, {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})
+        return raw, logits
