@@ -37,6 +37,10 @@ class Registry(Generic[T]):
         """A resolver turns a spec that is not a registered name (e.g. a file path) into (name, options)."""
         self._resolvers.append(resolver)
 
+    def factory(self, name: str) -> Callable[..., T] | None:
+        """The class or function registered as ``name`` (None if there is none)."""
+        return self._factories.get(name)
+
     def names(self) -> list[str]:
         return sorted(self._factories)
 

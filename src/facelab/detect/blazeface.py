@@ -116,6 +116,32 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, iou: fl
     return np.array(ob, np.float32), np.array(os_, np.float32), np.array(ok, np.float32)
 
 
+def suppress_contained(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop each box lying mostly (``frac`` of its area) inside a better-scoring kept box.
+
+    IoU-based NMS keeps a small box inside a big one (their IoU is small): a
+    detector that also fires on parts of large faces (the lower half, the eyes)
+    needs this second pass.
+    """
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    for i in order:
+        b = boxes[i]
+        area = max((b[2] - b[0]) * (b[3] - b[1]), 1e-9)
+        inside = False
+        for j in keep:
+            k = boxes[j]
+            iw = min(b[2], k[2]) - max(b[0], k[0])
+            ih = min(b[3], k[3]) - max(b[1], k[1])
+            if iw > 0 and ih > 0 and iw * ih / area >= frac:
+                inside = True
+                break
+        if not inside:
+            keep.append(int(i))
+    keep.sort()
+    return boxes[keep], scores[keep], kps[keep]
+
+
 # --- views: the whole image, and tiles ------------------------------------------------
 
 
@@ -243,6 +269,7 @@ class SSDFaceDetector(Detector):
         tile: bool | str = "auto",
         overlap: float = 0.25,
         nms_iou: float = 0.3,
+        contain: float | None = None,
         max_tiles: int = 64,
         threads: int | None = None,
         **kw,
@@ -255,11 +282,14 @@ class SSDFaceDetector(Detector):
         self.tile = tile
         self.overlap = float(overlap)
         self.nms_iou = float(nms_iou)
+        self.contain = self.default_contain if contain is None else (float(contain) or None)
         self.max_tiles = int(max_tiles)
         self.threads = threads
         self._lock = threading.Lock()
 
     default_threshold = 0.5
+    #: suppress boxes mostly inside a better one (see :func:`suppress_contained`); None: off
+    default_contain: float | None = None
 
     @property
     def min_score(self) -> float:
@@ -333,7 +363,8 @@ class SSDFaceDetector(Detector):
             all_b.append(b)
             all_s.append(s)
             all_k.append(k)
-        return weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self.nms_iou)
+        b, s, k = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self.nms_iou)
+        return suppress_contained(b, s, k, self.contain) if self.contain else (b, s, k)
 
     def _detect(self, image: np.ndarray) -> list[Face]:
         boxes, scores, kps = self.raw_detections(image)
@@ -392,6 +423,8 @@ class BlazeFaceFull(BlazeFace):
     name = "blazeface"
     model_key = "blazeface_full"
     native_min_face = 16
+    #: median over 611 faces of LFW View 1 images matched with HOG's boxes (measured 2026-11-25)
+    dlib_box = (0.0267, 0.0193, 0.9321, 0.9261)
     strides = (4,)
     per_cell = (1,)
 

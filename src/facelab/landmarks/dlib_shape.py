@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..detect.base import dlib_box
 from ..detect.rotate import apply_affine, invert_affine, upright_crop
 from ..models import model_path
 from ..types import Face, Landmarks
@@ -22,7 +23,7 @@ class DlibShapePredictor(Landmarker):
     def shape(self, image: np.ndarray, face: Face):
         """dlib's ``full_object_detection`` for an upright face (used by dlib alignment)."""
         self.prepare()
-        b = face.box
+        b = dlib_box(face)  # the box shape the predictor was trained on
         rect = self._dlib.rectangle(int(round(b.left)), int(round(b.top)), int(round(b.right)), int(round(b.bottom)))
         return self._sp(image, rect)
 
