@@ -426,7 +426,7 @@ def models(as_json: JsonOpt = False) -> None:
 
 # Each room with commands has a ``cli.py`` defining ``register(app: typer.Typer)``; add its module here.
 # Commands of the shared groups go on ``facelab.cli.train_app`` / ``facelab.cli.evaluate_app``.
-COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli"]
+COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli", "facelab.gallery.cli", "facelab.train.cli"]
 
 
 def _register_plugins() -> None:
@@ -436,7 +436,9 @@ def _register_plugins() -> None:
         importlib.import_module(mod).register(app)
 
 
-if __name__ == "facelab.cli":  # not as __main__ / __mp_main__ (`python -m facelab.cli`, spawned workers): see the end
+# Only the importable module registers plugins: under `python -m facelab.cli` this file also runs as
+# __main__ (and as __mp_main__ in spawned workers), which hands over to facelab.cli (see the end).
+if __name__ == "facelab.cli":
     _register_plugins()
 
 
@@ -460,7 +462,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # run the app of the importable module, so rooms' `from ..cli import ...` and their commands meet one app object
-    from facelab.cli import main as _main
+    from facelab.cli import main as _main  # the module plugins import (this file runs as __main__ here)
 
     _main()
