@@ -122,7 +122,7 @@ def _sklearn(x: np.ndarray, method: str, thr: float | None, metric: str, min_siz
     m = "cosine" if metric == "cosine" else "euclidean"
     if method == "dbscan":
         return skc.DBSCAN(eps=float(thr), min_samples=max(1, min_size), metric=m).fit_predict(x)
-    return skc.HDBSCAN(min_cluster_size=max(2, min_size), metric=m).fit_predict(x)
+    return skc.HDBSCAN(min_cluster_size=max(2, min_size), metric=m, copy=True).fit_predict(x)
 
 
 def _renumber(raw: np.ndarray, min_size: int, method: str, thr: float | None) -> Clustering:

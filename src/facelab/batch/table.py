@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 from ..types import Attribute, Box, Candidate, Embedding, Face, Identity, ImageResult, Landmarks
 
@@ -110,19 +112,20 @@ def rows_of(result: ImageResult, label: str | None = None) -> list[dict[str, Any
 
 
 def face_of(row: dict[str, Any]) -> Face | None:
-    """The :class:`~facelab.types.Face` of a row (``None`` for a no-face or error row)."""
+    """The :class:`~facelab.types.Face` of a row (``None`` for a no-face or error row); pandas' NaN counts as missing."""
+    row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
     if row.get("face") is None or row.get("box") is None:
         return None
     f = Face(Box.from_dict(row["box"]), float(row["score"]), row["detector"], float(row.get("rotation") or 0.0))
     if row.get("landmarks") is not None:
         model, _, scheme = (row.get("landmarks_model") or "?:?").rpartition(":")
-        f.landmarks = Landmarks(row["landmarks"], model, scheme)
+        f.landmarks = Landmarks(np.array([np.asarray(p, np.float32) for p in row["landmarks"]]), model, scheme)
     if row.get("embedding") is not None:
-        f.embedding = Embedding(row["embedding"], row["model"])
+        f.embedding = Embedding(np.asarray(row["embedding"], np.float32), row["model"])
     if row.get("attributes"):
         f.attributes = {k: Attribute.from_dict(a) for k, a in json.loads(row["attributes"]).items()}
     if row.get("identity") is not None:
-        cands = [Candidate(c["name"], float(c["distance"])) for c in row.get("candidates") or []]
+        cands = [Candidate(c["name"], float(c["distance"])) for c in (row.get("candidates") if row.get("candidates") is not None else [])]
         f.identity = Identity(row["identity"], float(row["distance"]), float("nan"), cands)
     return f
 
