@@ -150,6 +150,7 @@ def cluster(
     method: Annotated[str, typer.Option("--method", help="cw (Chinese whispers), dbscan or hdbscan.")] = "cw",
     threshold: Annotated[Optional[float], typer.Option("--threshold", "-t", help="Linking distance (default: measured on LFW for the model's metric).")] = None,
     min_size: Annotated[int, typer.Option("--min-size", min=1, help="Smallest cluster kept; smaller groups stay unclustered.")] = 2,
+    neighbors: Annotated[int, typer.Option("--neighbors", min=1, help="cw: link faces that are among each other's N nearest.")] = 5,
     all_faces: Annotated[bool, typer.Option("--all", help="Cluster every face, not only those a gallery did not name.")] = False,
     sheets: Annotated[bool, typer.Option("--sheets/--no-sheets", help="Write a contact sheet per cluster.")] = True,
     as_json: JsonOpt = False,
@@ -157,7 +158,7 @@ def cluster(
     """Group unknown faces into people: a contact sheet per cluster, names.csv to fill in, then 'facelab cluster-enroll'."""
     from .cluster import cluster_output
 
-    res = cluster_output(source, out, method=method, threshold=threshold, min_size=min_size, unknown_only=not all_faces, sheets=sheets)
+    res = cluster_output(source, out, method=method, threshold=threshold, min_size=min_size, neighbors=neighbors, unknown_only=not all_faces, sheets=sheets)
     if as_json:
         typer.echo(json.dumps(res.to_dict(), indent=2))
         return

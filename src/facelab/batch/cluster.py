@@ -7,10 +7,13 @@
 Methods (``method=``), all on the faces' embeddings:
 
 * ``cw`` (default): Chinese whispers (Biemann 2006; what dlib's
-  ``face_clustering.py`` example uses) on the graph linking every face to its
-  neighbours closer than ``threshold``; no number of clusters to choose,
-  linear in the number of edges.  Neighbours are found blockwise (exact), at
-  most ``max_neighbors`` per face, so memory stays bounded.
+  ``face_clustering.py`` example uses) on the graph linking two faces when
+  each is among the other's ``neighbors`` nearest and they are closer than
+  ``threshold``; no number of clusters to choose, linear in the number of
+  edges.  Linking every pair under the threshold instead (dlib's example)
+  chains thousands of one-photo people into a few giant clusters: on all of
+  LFW View 1 its pairwise F is 0.09 against 0.74 with mutual neighbours.
+  Neighbours are found blockwise (exact), so memory stays bounded.
 * ``dbscan``: scikit-learn's DBSCAN with ``eps = threshold``.
 * ``hdbscan``: scikit-learn's HDBSCAN (no threshold; ``min_size`` is its
   smallest cluster).
@@ -41,7 +44,8 @@ from .table import face_of, read_rows
 
 METHODS = ("cw", "dbscan", "hdbscan")
 #: Default linking distance per (metric, method), measured on LFW View 1 (docs/batch.md).
-DEFAULT_THRESHOLDS: dict[tuple[str, str], float] = {("euclidean", "cw"): 0.5, ("euclidean", "dbscan"): 0.5, ("cosine", "cw"): 0.6, ("cosine", "dbscan"): 0.6}
+DEFAULT_THRESHOLDS: dict[tuple[str, str], float] = {("euclidean", "cw"): 0.475, ("euclidean", "dbscan"): 0.45}
+#: Without a measurement for a metric (cosine ONNX embedders): the embedder's verification threshold.
 CLUSTERS_FILE = "clusters.parquet"
 NAMES_FILE = "names.csv"
 TILE = 112
@@ -66,10 +70,15 @@ class Clustering:
         return int((self.labels == -1).sum())
 
 
-def default_threshold(metric: str, method: str) -> float | None:
+def default_threshold(metric: str, method: str, model: str = "dlib") -> float | None:
     if method == "hdbscan":
         return None
-    return DEFAULT_THRESHOLDS.get((metric, method), 0.5)
+    t = DEFAULT_THRESHOLDS.get((metric, method))
+    if t is not None:
+        return t
+    from ..embed import get_embedder
+
+    return float(get_embedder(model).threshold)
 
 
 def cluster_embeddings(
@@ -79,7 +88,8 @@ def cluster_embeddings(
     threshold: float | None = None,
     min_size: int = 2,
     metric: str = "euclidean",
-    max_neighbors: int = 100,
+    model: str = "dlib",
+    neighbors: int = 5,
     block: int = 2048,
 ) -> Clustering:
     """Cluster rows of ``vectors``; labels numbered from 1 by decreasing size, ``-1`` for the rest."""
@@ -87,30 +97,39 @@ def cluster_embeddings(
         raise InputError(f"unknown clustering method {method!r} (choose from {', '.join(METHODS)})")
     x = np.asarray(vectors, np.float32)
     n = len(x)
-    thr = default_threshold(metric, method) if threshold is None else float(threshold)
+    thr = default_threshold(metric, method, model) if threshold is None else float(threshold)
     if n == 0:
         return Clustering(np.zeros(0, np.int64), method, thr, min_size)
     if method == "cw":
-        raw = _chinese_whispers(x, thr, metric, max_neighbors, block)
+        raw = _chinese_whispers(x, thr, metric, neighbors, block)
     else:
         raw = _sklearn(x, method, thr, metric, min_size)
     return _renumber(raw, min_size, method, thr)
 
 
-def _chinese_whispers(x: np.ndarray, thr: float, metric: str, max_neighbors: int, block: int) -> np.ndarray:
-    import dlib
+def mutual_neighbors(x: np.ndarray, thr: float, metric: str, k: int, block: int = 2048) -> list[tuple[int, int]]:
+    """Edges ``(i, j)``, ``i < j``, between faces that are each among the other's ``k`` nearest and closer than ``thr``.
 
+    Distances are computed block by block (memory: ``block x n`` floats), exactly.
+    """
     n = len(x)
-    edges: list[tuple[int, int]] = [(i, i) for i in range(n)]  # every face is a vertex, even alone
+    k = max(1, min(int(k), n - 1)) if n > 1 else 0
+    near: list[set[int]] = []
     for start in range(0, n, block):
         d = distances(x[start : start + block], x, metric)
-        for r, row in enumerate(d):
-            i = start + r
-            near = np.flatnonzero(row < thr)
-            near = near[near > i]  # each undirected edge once
-            if len(near) > max_neighbors:
-                near = near[np.argsort(row[near], kind="stable")[:max_neighbors]]
-            edges.extend((i, int(j)) for j in near)
+        for r in range(len(d)):
+            d[r, start + r] = np.inf  # not its own neighbour
+        idx = np.argpartition(d, k - 1, axis=1)[:, :k] if k else np.zeros((len(d), 0), np.int64)
+        for r, row in enumerate(idx):
+            near.append({int(j) for j in row if d[r, j] < thr})
+    return [(i, j) for i in range(n) for j in sorted(near[i]) if j > i and i in near[j]]
+
+
+def _chinese_whispers(x: np.ndarray, thr: float, metric: str, neighbors: int, block: int) -> np.ndarray:
+    import dlib
+
+    edges = [(i, i) for i in range(len(x))]  # every face is a vertex, even alone
+    edges += mutual_neighbors(x, thr, metric, neighbors, block)
     return np.asarray(dlib.chinese_whispers(edges), np.int64)
 
 
@@ -177,6 +196,7 @@ def cluster_output(
     method: str = "cw",
     threshold: float | None = None,
     min_size: int = 2,
+    neighbors: int = 5,
     unknown_only: bool = True,
     sheets: bool = True,
     max_tiles: int = 48,
@@ -187,7 +207,7 @@ def cluster_output(
         raise InputError("no faces with embeddings to cluster" + (" (all are identified)" if unknown_only else ""), source=os.fspath(source))
     metric = metric_of(model)
     vecs = np.stack(df["embedding"].to_numpy()).astype(np.float32)
-    c = cluster_embeddings(vecs, method=method, threshold=threshold, min_size=min_size, metric=metric)
+    c = cluster_embeddings(vecs, method=method, threshold=threshold, min_size=min_size, metric=metric, model=model, neighbors=neighbors)
     df["cluster"] = c.labels
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,7 +216,7 @@ def cluster_output(
 
     cols = [k for k in ("source", "label", "face", "box", "score", "detector", "rotation", "embedding", "model", "cluster") if k in df]
     table = pa.Table.from_pandas(df[cols], preserve_index=False)
-    info = {"method": method, "threshold": c.threshold, "min_size": min_size, "model": model, "source": os.fspath(source)}
+    info = {"method": method, "threshold": c.threshold, "min_size": min_size, "neighbors": neighbors, "model": model, "source": os.fspath(source)}
     table = table.replace_schema_metadata({b"facelab.clustering": json.dumps(info).encode()})
     pq.write_table(table, folder / CLUSTERS_FILE)
     _write_names(folder, df, c)
