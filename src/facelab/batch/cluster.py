@@ -44,7 +44,7 @@ from .table import face_of, read_rows
 
 METHODS = ("cw", "dbscan", "hdbscan")
 #: Default linking distance per (metric, method), measured on LFW View 1 (docs/batch.md).
-DEFAULT_THRESHOLDS: dict[tuple[str, str], float] = {("euclidean", "cw"): 0.475, ("euclidean", "dbscan"): 0.45}
+DEFAULT_THRESHOLDS: dict[tuple[str, str], float] = {("euclidean", "cw"): 0.475, ("euclidean", "dbscan"): 0.4}
 #: Without a measurement for a metric (cosine ONNX embedders): the embedder's verification threshold.
 CLUSTERS_FILE = "clusters.parquet"
 NAMES_FILE = "names.csv"
