@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACELAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from facelab.batch import BatchOptions, read_rows, run_batch  # noqa: E402
-from facelab.batch.cluster import cluster_embeddings  # noqa: E402
-from facelab.evaluate.clustering import pairwise_scores  # noqa: E402
+from facelab.batch import BatchOptions, read_rows, run_batch
+from facelab.batch.cluster import cluster_embeddings
+from facelab.evaluate.clustering import pairwise_scores
 
 
 def main() -> None:

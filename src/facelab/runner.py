@@ -123,7 +123,7 @@ class ChunkExecutor:
     def __enter__(self) -> ChunkExecutor:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -257,7 +257,7 @@ def _schedule(ex: ChunkExecutor, chunks: Iterable[Sequence[Any]]) -> Iterator[tu
             cid, off, srcs, isolated = pending.pop(f)
             try:
                 res = f.result()
-            except Exception as e:  # noqa: BLE001 - sorted below
+            except Exception as e:
                 if not ex.is_crash(e):
                     raise
                 ex.recover(f)

@@ -266,7 +266,15 @@ class _Bar:
     def __enter__(self) -> _Bar:
         if self.show:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                ProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
             from rich.text import Text
 
             class Rate(ProgressColumn):
@@ -285,9 +293,9 @@ class _Bar:
         if self._p is not None:
             self._p.advance(self._task, n)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._p is not None:
             self._p.__exit__(*exc)
 
 
-__all__ = ["BatchOptions", "BatchSummary", "DEFAULT_CHUNK", "ENGINES", "TASKS", "make_executor", "make_job", "run_batch"]
+__all__ = ["DEFAULT_CHUNK", "ENGINES", "TASKS", "BatchOptions", "BatchSummary", "make_executor", "make_job", "run_batch"]

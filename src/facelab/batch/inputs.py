@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,14 +88,19 @@ class InputSpec:
         return sum(1 for _ in self)
 
 
+def _missing(v: Any) -> bool:
+    """None, NaN (pandas' missing value) or an empty string."""
+    return v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == ""
+
+
 def _item(value: Any, label: Any, base: Path) -> Item | None:
     """The item of a manifest entry (``None`` for an empty entry, which is skipped)."""
-    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+    if _missing(value):
         return None
     s = str(value).strip()
     if not is_url(s) and not os.path.isabs(s):
         s = os.path.normpath(os.path.join(base, s)) if str(base) not in ("", ".") else s
-    lab = None if label is None or (isinstance(label, float) and label != label) or str(label) == "" else str(label)
+    lab = None if _missing(label) else str(label)
     return Item(s, lab)
 
 
@@ -169,7 +175,7 @@ def _parquet(path: Path, base: Path) -> Iterator[Item]:
     _, pq = _pa()
     try:
         f = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for a damaged file
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         raise InputError(f"not a Parquet file ({e})", source=str(path)) from None
     src, lab = _pick(f.schema_arrow.names, path)
     cols = [src] + ([lab] if lab else [])
@@ -179,4 +185,4 @@ def _parquet(path: Path, base: Path) -> Iterator[Item]:
             yield from _some(_item(v, d[lab][i] if lab else None, base))
 
 
-__all__ = ["Item", "InputSpec", "LABEL_KEYS", "SOURCE_KEYS"]
+__all__ = ["LABEL_KEYS", "SOURCE_KEYS", "InputSpec", "Item"]

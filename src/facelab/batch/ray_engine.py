@@ -100,7 +100,7 @@ class RayExecutor(ChunkExecutor):
                 i = self._actors.index(dead)
                 try:
                     self.ray.kill(dead)
-                except Exception:  # noqa: BLE001 - already gone
+                except Exception:  # noqa: BLE001, S110 - already gone
                     pass
                 self._actors[i] = self._cls.remote(*self._args)
 
@@ -108,7 +108,7 @@ class RayExecutor(ChunkExecutor):
         for a in self._actors:
             try:
                 self.ray.kill(a)
-            except Exception:  # noqa: BLE001 - already gone
+            except Exception:  # noqa: BLE001, S110 - already gone
                 pass
         self._actors = []
         if self.started:

@@ -17,6 +17,7 @@ The output is a folder of Parquet files (readable as one table by
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -113,7 +114,7 @@ def rows_of(result: ImageResult, label: str | None = None) -> list[dict[str, Any
 
 def face_of(row: dict[str, Any]) -> Face | None:
     """The :class:`~facelab.types.Face` of a row (``None`` for a no-face or error row); pandas' NaN counts as missing."""
-    row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+    row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
     if row.get("face") is None or row.get("box") is None:
         return None
     f = Face(Box.from_dict(row["box"]), float(row["score"]), row["detector"], float(row.get("rotation") or 0.0))
@@ -286,7 +287,7 @@ def read_rows(path: str | os.PathLike[str], columns: Sequence[str] | None = None
     _, pq = _pa()
     try:
         return pq.read_table(p, columns=list(columns) if columns else None)
-    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
         raise InputError(f"not a Parquet file ({e})", source=str(p)) from None
 
 
