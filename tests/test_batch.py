@@ -130,8 +130,11 @@ def test_bad_inputs_become_error_rows(local_rows, bad_inputs):
     assert len({r["label"] for r in labelled}) == N_PEOPLE + N_SINGLES
 
 
-def test_resume_after_kill(manifest, local_rows, tmp_path):
-    """kill -9 a running batch, re-run the same command: every image exactly once, same numbers."""
+def test_resume_after_kill(manifest, local_rows, ray_session, tmp_path):
+    """kill -9 a running batch, re-run it: every image exactly once, same numbers.
+
+    The re-run joins this module's Ray cluster (--engine ray --address): any engine resumes any run.
+    """
     with open(manifest, newline="") as f:
         items = list(csv.DictReader(f))[:40]
     small = tmp_path / "small.csv"
@@ -152,10 +155,13 @@ def test_resume_after_kill(manifest, local_rows, tmp_path):
         proc.wait(timeout=30)
     done_before = OutputFolder(out).done_sources()
     assert 8 <= len(done_before) < len(items)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    address = ray_session.get_runtime_context().gcs_address
+    rerun = [c for c in cmd if c not in ("-w", "1")] + ["--engine", "ray", "--address", address]
+    r = subprocess.run(rerun, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["skipped"] == len(done_before) and s["processed"] == len(items) - len(done_before)
+    assert s["engine"] == "ray" and s["workers"] == 2  # the cluster's 2 CPUs
     rows = _rows(out)
     keys = [(x["source"], x["face"]) for x in rows]
     assert len(keys) == len(set(keys)) and {x["source"] for x in rows} == {i["path"] for i in items}
