@@ -7,14 +7,34 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 
 
 
-def facelab(*args, timeout=300):
-    """Run the installed CLI in a subprocess (as a user would)."""
+def facelab_process(*args, timeout=300):
+    """Run the installed CLI in a subprocess, exactly as a user would."""
     exe = shutil.which("facelab") or ""
     cmd = [exe, *args] if exe else [sys.executable, "-m", "facelab.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def facelab(*args):
+    """Run the CLI in this process (models stay loaded between calls, so the tests stay fast)."""
+    from typer.testing import CliRunner
+
+    from facelab.cli import app
+
+    r = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return Run(r.exit_code, r.stdout, r.stderr)
 
 
 def test_detect_json(fr_examples):
@@ -41,6 +61,13 @@ def test_folder_with_a_bad_file_is_reported_and_skipped(tmp_path, fr_examples):
     assert res[2]["error_code"] in ("corrupt_image", "unsupported_image")
     assert "c.jpg" in r.stderr and "Traceback" not in r.stderr
     assert (out / "a.jpg").is_file() and (out / "b.jpg").is_file() and (out / "results.json").is_file()
+
+
+def test_real_process_exit_codes_and_messages(tmp_path):
+    """The installed command, in its own process: one-line errors, no traceback, exit 2."""
+    missing = facelab_process("detect", str(tmp_path / "missing.jpg"))
+    assert missing.returncode == 2 and "missing.jpg: no such file" in missing.stderr and "Traceback" not in missing.stderr
+    assert facelab_process("detect", "--detector").returncode == 2  # usage error
 
 
 def test_exit_codes(tmp_path, fr_examples):

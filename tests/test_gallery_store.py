@@ -84,11 +84,11 @@ def test_identify_names_and_unknowns(store_url, fr_examples):
         g.enroll("biden", [fr_examples / "biden.jpg"])
         faces = g.identify(fr_examples / "obama2.jpg", top_k=2)
         assert len(faces) == 1 and faces[0].identity.name == "obama"
-        assert faces[0].identity.distance < 0.45  # measured 0.35
+        assert faces[0].identity.distance < 0.45  # measured 0.3615
         assert [c.name for c in faces[0].identity.candidates] == ["obama", "biden"]
         # someone never enrolled
         stranger = g.identify(fr_examples / "alex-lacamoire.png")
-        assert stranger and stranger[0].identity.name == "unknown" and stranger[0].identity.distance > g.threshold
+        assert stranger and stranger[0].identity.name == "unknown" and stranger[0].identity.distance > g.threshold  # measured 0.8129
 
 
 def test_rename_remove_and_name_errors(store_url, orl_set):
@@ -292,7 +292,8 @@ def test_faiss_index_is_saved_next_to_the_db_and_follows_changes(tmp_path, orl_s
         got = fast.identify_vectors(orl_set.vectors[probes])
         assert [i.name for i in got] == want
         path = fast.index_path()
-        assert path.exists() and fast._index.state == {"model": "dlib", "count": 100, "max_id": 100}
+        assert path.exists() and fast._index.state == {"model": "dlib", "count": 100, "max_id": 100, "trained": 100}
+        assert fast._index.kind == "faiss-ivf"
         # more people: appended to the saved index
         idx = np.flatnonzero(orl_set.labels == orl_set.classes[30])
         exact.enroll_embeddings(orl_set.classes[30], [Embedding(orl_set.vectors[i], "dlib") for i in idx[:5]])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Box, Face
 from .base import DETECTORS, Detector
-from .scale import resized
+from .scale import PyramidScan
 
 
 @DETECTORS.register("hog", help="dlib HOG + SVM (default; fast on CPU, frontal faces)")
-class HogDetector(Detector):
+class HogDetector(PyramidScan, Detector):
     name = "hog"
 
     def __init__(self, *, upsample: int | None = None, **kw):
@@ -23,14 +22,8 @@ class HogDetector(Detector):
 
         self._det = dlib.get_frontal_face_detector()
 
-    def _detect(self, image: np.ndarray) -> list[Face]:
-        thr = 0.0 if self.threshold is None else float(self.threshold)
-        if self.upsample is not None:
-            scale, up, img = 1.0, int(self.upsample), image
-        else:
-            scale, up, img = resized(image, self.scan_scale(*image.shape[:2]))
-        rects, scores, _ = self._det.run(img, up, thr)
-        return [
-            Face(Box(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), float(s), self.name)
-            for r, s in zip(rects, scores)
-        ]
+    def raw(self, image: np.ndarray, upsample: int, threshold: float = 0.0) -> list[tuple[int, int, int, int, float]]:
+        """dlib's own output, in dlib's order: ``(left, top, right, bottom, score)`` for ``upsample`` pyramid-ups."""
+        self.prepare()
+        rects, scores, _ = self._det.run(image, int(upsample), float(threshold))
+        return [(r.left(), r.top(), r.right(), r.bottom(), float(s)) for r, s in zip(rects, scores)]

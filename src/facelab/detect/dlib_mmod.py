@@ -12,13 +12,12 @@ import numpy as np
 
 from ..embed.dlib_resnet import ort_threads
 from ..models import model_path
-from ..types import Box, Face
 from .base import DETECTORS, Detector
-from .scale import resized
+from .scale import PyramidScan
 
 
 @DETECTORS.register("cnn", help="dlib MMOD CNN (more poses than HOG; run by onnxruntime)")
-class MmodDetector(Detector):
+class MmodDetector(PyramidScan, Detector):
     name = "cnn"
 
     def __init__(self, *, upsample: int | None = None, backend: str = "onnx", threads: int | None = None, **kw):
@@ -41,25 +40,16 @@ class MmodDetector(Detector):
 
             self._net = dlib.cnn_face_detection_model_v1(str(path))
 
-    def raw(self, image: np.ndarray, upsample: int) -> list[tuple[int, int, int, int, float]]:
-        """dlib's own output: ``(left, top, right, bottom, confidence)`` for ``upsample`` pyramid-ups."""
+    def raw(self, image: np.ndarray, upsample: int, threshold: float = 0.0) -> list[tuple[int, int, int, int, float]]:
+        """dlib's own output: ``(left, top, right, bottom, confidence)`` for ``upsample`` pyramid-ups.
+
+        ``threshold`` is dlib's ``adjust_threshold`` (its Python API always uses 0).
+        """
         self.prepare()
         if self.backend == "onnx":
             from .._dlibdnn import mmod_detect
 
-            return mmod_detect(self._sess, image, upsample)
+            return mmod_detect(self._sess, image, upsample, adjust_threshold=threshold)
         with self._lock:
             dets = self._net(image, upsample)
-        return [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), float(d.confidence)) for d in dets]
-
-    def _detect(self, image: np.ndarray) -> list[Face]:
-        if self.upsample is not None:
-            scale, up, img = 1.0, int(self.upsample), image
-        else:
-            scale, up, img = resized(image, self.scan_scale(*image.shape[:2]))
-        thr = -np.inf if self.threshold is None else float(self.threshold)
-        return [
-            Face(Box(l / scale, t / scale, r / scale, b / scale), float(c), self.name)
-            for l, t, r, b, c in self.raw(img, up)
-            if c >= thr
-        ]
+        return [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom(), float(d.confidence)) for d in dets if d.confidence >= threshold]

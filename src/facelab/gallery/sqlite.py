@@ -58,6 +58,7 @@ class SQLiteStore(Store):
         if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
             self.read_only = True  # a read-only file (or folder: no room for the WAL): read it, refuse writes clearly
         uri = f"file:{self.path.as_posix()}?mode={'ro' if self.read_only else 'rwc'}"
+        self._con = None
         try:
             self._con = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             self._con.execute("PRAGMA foreign_keys = ON")
@@ -67,6 +68,9 @@ class SQLiteStore(Store):
                     raise StoreError(f"cannot switch the gallery to WAL mode (got {mode})", source=path)
                 self._con.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across process crashes
         except sqlite3.Error as e:
+            if getattr(self, "_con", None) is not None:
+                self._con.close()
+                self._con = None
             raise self._translate(e) from None
 
     @property

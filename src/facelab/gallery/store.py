@@ -199,7 +199,11 @@ class Store(ABC):
         self.read_only = url.options.get("mode", "rw") == "ro"
         self._lock = threading.RLock()
         self._connect()
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.close()  # e.g. a newer schema: do not leave the connection open
+            raise
 
     # --- dialect hooks -------------------------------------------------------------
 
@@ -372,8 +376,9 @@ class Store(ABC):
                     owner = self._owners([it.content_hash]).get(it.content_hash, name)
                     out.append(AddOutcome("duplicate" if owner == name else "conflict", None, owner))
                 else:
+                    owner = name
                     out.append(AddOutcome("added", int(row[0])))
-                owners[it.content_hash] = owners.get(it.content_hash) or name
+                owners[it.content_hash] = owner  # the same image twice in one call: the second is a duplicate
             if not any(o.status == "added" for o in out) and not self._person_count(pid):
                 self._exec("DELETE FROM facelab_people WHERE id = ?", (pid,))  # don't leave an empty person behind
         return out

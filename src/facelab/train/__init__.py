@@ -1,1 +1,1 @@
-"""Training facelab models on your own data: landmarks, identity classifiers (k-fold CV, grid search, open-set threshold)."""
+"""Training facelab models on your own data: identity classifiers, landmark models (and more)."""
