@@ -62,14 +62,21 @@ class _Worker:
 
 
 class RayExecutor(ChunkExecutor):
-    """``workers`` actors (default: every CPU of the cluster), two chunks in flight each."""
+    """``workers`` actors (default: every CPU of the cluster), two chunks in flight each.
+
+    Each actor asks Ray for one CPU, or a share of the cluster's CPUs when there are
+    more actors than CPUs (so that every actor can start).
+    """
 
     def __init__(self, job: Any, post: PostFn | None = None, *, workers: int | None = None, address: str | None = None, threads: int = 1):
         self.ray = import_ray()
         self.started = start_ray(workers, address)
-        self.workers = int(workers or max(1, int(self.ray.cluster_resources().get("CPU", 1))))
+        cpus = float(self.ray.cluster_resources().get("CPU", 1))
+        self.workers = int(workers or max(1, int(cpus)))
         self.slots = 2 * self.workers
-        self._cls = self.ray.remote(num_cpus=1, max_restarts=0)(_Worker)
+        # more actors than CPUs (e.g. to hide URL latency) share them: every actor must be able to start
+        per_actor = min(1.0, cpus / self.workers)
+        self._cls = self.ray.remote(num_cpus=per_actor, max_restarts=0)(_Worker)
         self._args = (job, post, threads)
         self._actors = [self._cls.remote(*self._args) for _ in range(self.workers)]
         self._owner: dict[Future, Any] = {}
