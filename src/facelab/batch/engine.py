@@ -211,8 +211,9 @@ def run_batch(
                 bar.advance(len(results))
     finally:
         executor.close()
-        if gallery is not None:
-            gallery.close()
+        for g in (gallery, getattr(job, "known", None)):  # the enrolment gallery, identify's gallery
+            if g is not None and hasattr(g, "close"):
+                g.close()
     summary.elapsed_s = time.perf_counter() - t0
     summary.images_per_s = summary.processed / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
     if merge:
