@@ -185,6 +185,7 @@ def run_batch(
         gallery = open_gallery(enroll_db)
     summary = BatchSummary(task, engine, 0, str(folder.path), pending=pending, skipped=skipped)
     if pending == 0:
+        _close(gallery, job)
         if merge:
             folder.merge()
         return summary
@@ -211,14 +212,19 @@ def run_batch(
                 bar.advance(len(results))
     finally:
         executor.close()
-        for g in (gallery, getattr(job, "known", None)):  # the enrolment gallery, identify's gallery
-            if g is not None and hasattr(g, "close"):
-                g.close()
+        _close(gallery, job)
     summary.elapsed_s = time.perf_counter() - t0
     summary.images_per_s = summary.processed / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
     if merge:
         folder.merge()
     return summary
+
+
+def _close(gallery, job) -> None:
+    """Close the enrolment gallery and identify's gallery (the workers opened their own)."""
+    for g in (gallery, getattr(job, "known", None)):
+        if g is not None and hasattr(g, "close"):
+            g.close()
 
 
 def _count_pending(spec: InputSpec, done: set[str]) -> tuple[int, int]:
