@@ -446,6 +446,7 @@ COMMAND_MODULES: list[str] = [
     "facelab.train.cli",
     "facelab.attributes.cli",
     "facelab.detect.cli",
+    "facelab.batch.cli",
 ]
 
 
