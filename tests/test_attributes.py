@@ -277,7 +277,7 @@ def test_cli_errors_are_one_line(tmp_path, fr_examples):
     r = run_cli("train", "attributes", "--manifest", str(m), "--out", str(tmp_path / "m.onnx"))
     assert r.returncode == 2 and "unknown emotion label 'sleepy'" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("predict", "--model", str(fr_examples / "obama.jpg"), str(fr_examples / "obama.jpg"))
-    assert r.returncode == 2 and "not an ONNX model" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not a facelab model file" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("evaluate", "attributes", "--model", "nope", "--manifest", str(m))
     assert r.returncode == 2 and "unknown attribute model 'nope'" in r.stderr
 

@@ -1,4 +1,4 @@
-"""Commands: ``facelab train attributes``, ``facelab evaluate attributes``, ``facelab predict`` (attributes models)."""
+"""Commands: ``facelab train attributes``, ``facelab evaluate attributes`` (``facelab predict`` runs the models: facelab.train.predict)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,6 @@ def register(app: typer.Typer) -> None:
 
     _group(app, "train").command("attributes")(_guard(train_attributes))
     _group(app, "evaluate").command("attributes")(_guard(evaluate_attributes))
-    app.command("predict")(_guard(predict))
 
 
 def train_attributes(
@@ -280,27 +279,3 @@ def _print_report(rep: dict[str, Any]) -> None:
             cols.append("\n".join(f"{k}: {fmt(v['value'])} ({v['n']})" for k, v in groups.items()) or "-")
         t.add_row(task, e["metric"], f"{fmt(e['value'])} (n={e['n']})", *cols)
     Console().print(t)
-
-
-def predict(
-    sources: Annotated[list[str], typer.Argument(help="Images, folders or http(s) URLs.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="A model file written by 'facelab train attributes' (kind: attributes).")],
-    whole_image: Annotated[bool, typer.Option("--whole-image", help="Each image is one face crop (no detection), like FER2013/UTKFace images.")] = False,
-    detector: Annotated[str, typer.Option("--detector", "-d")] = "hog",
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write annotated images and results.json to this folder.")] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-) -> None:
-    """Run a trained model on images or URLs: per face, each task's value and class probabilities."""
-    from ..cli import _summary_table, run_images
-    from ..draw import default_label
-    from . import PredictJob, get_attribute_model
-
-    get_attribute_model(model).prepare()  # a bad model file fails once, here
-    job = PredictJob(model, whole_image, detector)
-
-    def extra(f) -> str:
-        return " " + (default_label(f) or ", ".join(f"{k} {a.value}" for k, a in f.attributes.items()))
-
-    run_images(sources, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=lambda rs: _summary_table(rs, extra))

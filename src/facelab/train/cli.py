@@ -166,6 +166,7 @@ def predict_cmd(
     paths: Paths,
     model: Annotated[Path, typer.Option("--model", help="A model file facelab trained (its 'kind' picks the predictor).")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Candidates listed per face (identities).")] = 3,
+    whole_image: Annotated[bool, typer.Option("--whole-image", help="Attributes: each image is one face crop (no detection), like FER2013/UTKFace images.")] = False,
     detector: DetectorOpt = "hog",
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
@@ -174,12 +175,12 @@ def predict_cmd(
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run a trained model (identities, ...) on every face of the images."""
+    """Run a model facelab trained (identity classifier .npz, attributes .onnx) on every face of the images."""
     from .predict import PredictOptions, predict
 
     if not model.exists():
         raise InputError("no such model file", source=str(model))
-    predict(model, paths, PredictOptions(detector, rotate, min_face, as_json, out, workers, quiet, top_k))
+    predict(model, paths, PredictOptions(detector, rotate, min_face, as_json, out, workers, quiet, top_k, whole_image))
 
 
 def register(app: typer.Typer) -> None:

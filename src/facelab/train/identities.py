@@ -401,6 +401,12 @@ def read_model_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise InputError("no such model file", source=str(p))
+    with open(p, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # .npz files are zip archives
+            raise InputError(
+                "not a facelab model file (expected an .npz from 'facelab train identities' or an .onnx from 'facelab train attributes')",
+                source=str(p),
+            )
     try:
         with np.load(p, allow_pickle=False) as z:
             if "meta" not in z.files:

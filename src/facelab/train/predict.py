@@ -4,8 +4,9 @@ Each kind of model file registers a predictor in :data:`PREDICTORS`:
 ``fn(model_file: Path, paths: list[str], opts: PredictOptions) -> None``,
 which processes the images (``facelab.cli.run_images``), prints results and
 exits with the CLI's codes.  :func:`model_kind` reads the kind from the file's
-metadata (``.npz`` files with a JSON ``meta`` entry, as
-:class:`facelab.train.identities.IdentityModel` writes them).
+metadata: ``.npz`` files with a JSON ``meta`` entry (identity classifiers,
+:class:`facelab.train.identities.IdentityModel`) or ``.onnx`` files with a
+``facelab`` metadata entry (attribute models, :mod:`facelab.attributes.onnx_model`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,20 @@ class PredictOptions:
     workers: int = 1
     quiet: bool = False
     top_k: int = 3
+    whole_image: bool = False  # attributes: each image is one face crop (no detection)
 
 
 def model_kind(path: str | Path) -> str:
     """The ``kind`` recorded in a facelab model file (``identities``, ...)."""
+    if str(path).lower().endswith(".onnx"):
+        from ..attributes.onnx_model import read_metadata
+        from ..errors import ModelError
+
+        try:
+            kind = read_metadata(path).get("kind")
+        except ModelError as e:
+            raise InputError(str(e.reason), source=str(path)) from None
+        return str(kind)
     from .identities import read_model_meta
 
     kind = read_model_meta(path).get("kind")
@@ -70,8 +81,23 @@ class _TopK:
         return self.model.identify_faces(faces, top_k=self.top_k)
 
 
+def predict_attributes(model_file: Path, paths: list[str], opts: PredictOptions) -> None:
+    """Every face's attributes with a model from ``facelab train attributes``."""
+    from ..attributes import PredictJob, get_attribute_model
+    from ..cli import _summary_table, run_images
+    from ..draw import default_label
+
+    get_attribute_model(str(model_file)).prepare()  # a bad model file fails once, here
+    job = PredictJob(str(model_file), opts.whole_image, opts.detector)
+
+    def extra(f) -> str:
+        return " " + (default_label(f) or ", ".join(f"{k} {a.value}" for k, a in f.attributes.items()))
+
+    run_images(paths, job, out=opts.out, workers=opts.workers, quiet=opts.quiet, as_json=opts.as_json, summarize=lambda rs: _summary_table(rs, extra))
+
+
 #: model kind -> predictor (see the module docstring)
-PREDICTORS: dict[str, Callable[[Path, list[str], PredictOptions], None]] = {"identities": predict_identities}
+PREDICTORS: dict[str, Callable[[Path, list[str], PredictOptions], None]] = {"identities": predict_identities, "attributes": predict_attributes}
 
 
 def predict(model_file: Path, paths: list[str], opts: PredictOptions) -> None:
@@ -82,4 +108,4 @@ def predict(model_file: Path, paths: list[str], opts: PredictOptions) -> None:
     fn(model_file, paths, opts)
 
 
-__all__ = ["PREDICTORS", "PredictOptions", "model_kind", "predict", "predict_identities"]
+__all__ = ["PREDICTORS", "PredictOptions", "model_kind", "predict", "predict_attributes", "predict_identities"]
