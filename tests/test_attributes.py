@@ -188,9 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.lstrip("/") in self.files:
             body, ctype = self.files[self.path.lstrip("/")], "image/jpeg"
         else:
-            self.send_error(404)
-            return
+            body, ctype = None, ""
         try:
+            if body is None:
+                self.send_error(404)
+                return
             self.send_response(200)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
@@ -200,11 +202,16 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a client that hung up early is expected here
+        pass
+
+
 @pytest.fixture
 def image_server(tiny_items):
     files = {f"img/{i}.jpg": Path(it.source).read_bytes() for i, it in enumerate(tiny_items)}
     handler = type("H", (_Handler,), {"files": files})
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv = _QuietServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
