@@ -46,3 +46,7 @@ def obama(fr_examples) -> np.ndarray:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# Gallery / identities fixtures (embedded sets, PostgreSQL server, store URLs)
+from identity_fixtures import *  # noqa: E402,F401,F403

@@ -426,7 +426,7 @@ def models(as_json: JsonOpt = False) -> None:
 
 # Each room with commands has a ``cli.py`` defining ``register(app: typer.Typer)``; add its module here.
 # Commands of the shared groups go on ``facelab.cli.train_app`` / ``facelab.cli.evaluate_app``.
-COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli"]
+COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli", "facelab.gallery.cli", "facelab.train.cli"]
 
 
 def _register_plugins() -> None:

@@ -119,3 +119,51 @@ class ModelMismatchError(FacelabError, ValueError):
     """Two embeddings from different models were compared."""
 
     code = "model_mismatch"
+
+
+# --- galleries (stores of enrolled people) ---------------------------------------
+
+
+class UnknownPersonError(InputError, KeyError):
+    """A person's name that is not in the gallery."""
+
+    code = "unknown_person"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
+
+
+class DuplicateFaceError(InputError):
+    """An image (same content hash) already enrolled under another person's name."""
+
+    code = "duplicate_face"
+
+
+class StoreError(FacelabError):
+    """A gallery store cannot be opened or written (bad URL, unreachable server, damaged file)."""
+
+    code = "store_error"
+
+
+class SchemaVersionError(StoreError):
+    """The gallery was written by a newer facelab (a schema version this one does not know)."""
+
+    code = "schema_too_new"
+
+
+class StoreLockedError(StoreError):
+    """Another process holds a lock on the gallery longer than the timeout."""
+
+    code = "store_locked"
+
+
+class StoreReadOnlyError(StoreError):
+    """The gallery is read-only (file permissions, read-only mode or server role)."""
+
+    code = "store_read_only"
+
+
+class EmptyGalleryError(InputError):
+    """Identification was asked of a gallery with nobody enrolled."""
+
+    code = "empty_gallery"

@@ -1,8 +1,12 @@
 """Galleries of known people, and identification against them.
 
-:class:`KnownFaces` is the in-memory gallery: embeddings with names, exact
-nearest-neighbour search.  A face is ``unknown`` when its nearest known face
-is farther than the threshold.
+* :class:`Gallery` (:mod:`.gallery`): the persistent gallery: SQLite file or
+  PostgreSQL + pgvector (:mod:`.store`), exact or FAISS/pgvector HNSW search
+  (:mod:`.search`), calibrated open-set threshold (:mod:`.calibration`).
+* :class:`KnownFaces`: a small in-memory gallery (``facelab analyze --known``):
+  embeddings with names, exact nearest-neighbour search.
+
+A face is ``unknown`` when its best match is farther than the threshold.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 
 from ..embed import distances, metric_of
 from ..types import Candidate, Embedding, Face, Identity
+from .search import rank_people
 
 
 @dataclass
@@ -40,12 +45,8 @@ class KnownFaces:
         if not self.names:
             return Identity(Identity.UNKNOWN, float("inf"), self.threshold)
         d = distances(embedding.vector[None], np.stack(self.vectors), metric_of(self.model))[0]
-        best: dict[str, float] = {}
-        for n, v in zip(self.names, d):
-            if v < best.get(n, np.inf):
-                best[n] = float(v)
-        ranked = sorted(best.items(), key=lambda kv: kv[1])
-        cands = [Candidate(n, v) for n, v in ranked[:top_k]]
+        ranked = rank_people(np.array(self.names), d, max(1, top_k))
+        cands = [Candidate(str(n), v) for n, v in ranked[:top_k]]
         name, dist = ranked[0]
         return Identity(name if dist <= self.threshold else Identity.UNKNOWN, dist, self.threshold, cands)
 
@@ -69,4 +70,8 @@ def known_people_from_folder(folder: str | os.PathLike[str]) -> list[tuple[str, 
     return out
 
 
-__all__ = ["KnownFaces", "known_people_from_folder"]
+from .calibration import default_threshold  # noqa: E402
+from .gallery import EnrollResult, Gallery, open_gallery  # noqa: E402
+from .store import PersonRecord, default_db, open_store  # noqa: E402
+
+__all__ = ["EnrollResult", "Gallery", "KnownFaces", "PersonRecord", "default_db", "default_threshold", "known_people_from_folder", "open_gallery", "open_store"]

@@ -1,1 +1,1 @@
-"""Training facelab models on your own data."""
+"""Training facelab models on your own data (landmark CNN, identity classifiers: k-fold CV, grid search, open-set threshold)."""
