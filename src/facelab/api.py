@@ -7,6 +7,7 @@ Every function accepts an image as a path, URL, bytes, numpy array or PIL image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -68,11 +69,25 @@ def verify(
     return Verification(d, thr, d <= thr, fa.embedding.model, emb.metric, fa, fb)
 
 
-def analyze(image: Any, *, detector: str = "hog", landmarks: str | None = "dlib68", embedder: str | None = "dlib", **options: Any) -> list[Face]:
-    """Detect, then landmarks and embeddings for every face (see :class:`facelab.FaceAnalysis`)."""
+def analyze(
+    image: Any,
+    *,
+    detector: str = "hog",
+    landmarks: str | None = "dlib68",
+    embedder: str | None = "dlib",
+    actions: Sequence[str] | str = (),
+    **options: Any,
+) -> list[Face]:
+    """Detect, then landmarks and embeddings for every face (see :class:`facelab.FaceAnalysis`).
+
+    ``actions``: attributes to predict per face, any of ``age, gender, emotion,
+    ethnicity`` (a list or ``"age,gender"``); results in ``face.attributes``.
+    """
+    from .attributes import parse_actions
     from .pipeline import FaceAnalysis
 
-    return FaceAnalysis(detector=detector, landmarks=landmarks, embedder=embedder, **options).get(as_image(image))
+    acts = parse_actions(actions)
+    return FaceAnalysis(detector=detector, landmarks=landmarks, embedder=embedder, attributes=acts, **options).get(as_image(image))
 
 
 __all__ = ["align", "analyze", "detect", "distance", "embed", "landmarks", "largest_face", "verify"]

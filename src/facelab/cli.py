@@ -357,14 +357,22 @@ def analyze(
     out: OutOpt = None,
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
+    actions: Annotated[Optional[str], typer.Option("--actions", "-a", help="Attributes per face: age,gender,emotion,ethnicity (or all).")] = None,
 ) -> None:
-    """Everything for every face: box, landmarks, embedding, and a name when --known is given."""
+    """Everything for every face: box, landmarks, embedding, attributes (--actions), and a name when --known is given."""
+    from .attributes import parse_actions, prepare_models
+
     pipe = _pipeline(detector, rotate, min_face, landmarks_model, model)
+    pipe.attributes = parse_actions(actions)
+    if pipe.attributes:
+        prepare_models(pipe.attributes)  # a missing model fails here, once, not per image
     known_faces = _load_known(known, pipe, threshold) if known is not None else None
     job = IdentifyJob(pipe, known_faces)
 
     def extra(f: Face) -> str:
-        return f" {f.identity.name} ({f.identity.distance:.2f})" if f.identity is not None else ""
+        from .draw import default_label
+
+        return " " + default_label(f) if f.identity is not None or f.attributes else ""
 
     run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=lambda rs: _summary_table(rs, extra))
 
@@ -400,6 +408,7 @@ def _load_known(folder: Path, pipe: FaceAnalysis, threshold: float | None):
 @app.command()
 def models(as_json: JsonOpt = False) -> None:
     """List the backends and check every model file (SHA-256)."""
+    from .attributes import ATTRIBUTE_MODELS  # also registers its model files
     from .detect import DETECTORS
     from .embed import EMBEDDERS
     from .landmarks import LANDMARKERS
@@ -411,11 +420,14 @@ def models(as_json: JsonOpt = False) -> None:
             files[key] = {"path": str(model_path(key)), "ok": True}
         except FacelabError as e:
             files[key] = {"ok": False, "error": str(e)}
-    info = {"detectors": DETECTORS.describe(), "landmarks": LANDMARKERS.describe(), "embedders": EMBEDDERS.describe(), "model_files": files}
+    info = {
+        "detectors": DETECTORS.describe(), "landmarks": LANDMARKERS.describe(), "embedders": EMBEDDERS.describe(),
+        "attributes": ATTRIBUTE_MODELS.describe(), "model_files": files,
+    }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    for kind in ("detectors", "landmarks", "embedders"):
+    for kind in ("detectors", "landmarks", "embedders", "attributes"):
         typer.echo(f"{kind}:")
         for n, h in info[kind].items():
             typer.echo(f"  {n:10s} {h}")
@@ -426,7 +438,7 @@ def models(as_json: JsonOpt = False) -> None:
 
 # Each room with commands has a ``cli.py`` defining ``register(app: typer.Typer)``; add its module here.
 # Commands of the shared groups go on ``facelab.cli.train_app`` / ``facelab.cli.evaluate_app``.
-COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli", "facelab.gallery.cli", "facelab.train.cli"]
+COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli", "facelab.gallery.cli", "facelab.train.cli", "facelab.attributes.cli"]
 
 
 def _register_plugins() -> None:

@@ -32,6 +32,9 @@ class FaceAnalysis:
     ``flip`` (default on) averages each embedding with the one of the mirrored
     chip: 99.0% instead of 98.8% on LFW View 1, twice the embedding cost.  ``pick`` keeps one
     face per image, the ``"largest"`` or the most ``"central"``.
+    ``attributes`` lists the actions to predict for each face (``age``,
+    ``gender``, ``emotion``, ``ethnicity``); ``attribute_models`` overrides the
+    model answering an action (see :mod:`facelab.attributes`).
     """
 
     detector: str = DEFAULT_DETECTOR
@@ -44,6 +47,8 @@ class FaceAnalysis:
     pick: str | None = None  # keep only one face: "largest" or "central"
     detector_options: dict[str, Any] = field(default_factory=dict)
     embedder_options: dict[str, Any] = field(default_factory=dict)
+    attributes: Sequence[str] = ()
+    attribute_models: dict[str, str] = field(default_factory=dict)
 
     def prepare(self) -> FaceAnalysis:
         """Load every model now (otherwise each loads on first use)."""
@@ -52,6 +57,10 @@ class FaceAnalysis:
             get_landmarker(self.landmarks).prepare()
         if self.embedder:
             get_embedder(self.embedder, **self.embedder_options).prepare()
+        if self.attributes:
+            from .attributes import prepare_models
+
+            prepare_models(self.attributes, self.attribute_models)
         return self
 
     def get(self, image: np.ndarray) -> list[Face]:
@@ -71,6 +80,10 @@ class FaceAnalysis:
             emb = get_embedder(self.embedder, **self.embedder_options)
             for f, e in zip(faces, emb.embed(image, faces, flip=self.flip)):
                 f.embedding = e
+        if self.attributes:
+            from .attributes import predict_faces
+
+            predict_faces(image, faces, self.attributes, self.attribute_models)
         return faces
 
     __call__ = get
@@ -85,4 +98,4 @@ class FaceAnalysis:
 
     @property
     def stages(self) -> Sequence[str]:
-        return [s for s, on in (("detect", True), ("landmarks", self.landmarks), ("embed", self.embedder)) if on]
+        return [s for s, on in (("detect", True), ("landmarks", self.landmarks), ("embed", self.embedder), ("attributes", self.attributes)) if on]

@@ -1,0 +1,145 @@
+"""facelab's own attribute models: ONNX files with a ``facelab`` metadata entry of ``"kind": "attributes"``.
+
+Written by ``facelab train attributes`` (and shipped in ``facelab/assets/``).
+The metadata says which tasks the outputs are (one output per task, named
+after it: class probabilities, or years for ``age``) and what the input is:
+
+* ``"input": "chip"`` (default): face crops described by ``"chip"``
+  (:class:`~facelab.attributes.data.ChipSpec`: size, grey/RGB, padding and
+  shift around the detected box), float ``[0, 1]``, NCHW;
+* ``"input": "embedding:dlib"``: the face's 128-d dlib embedding (reused when
+  the pipeline already computed it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError, ModelNotFoundError
+from ..types import Attribute, Face
+from .base import ATTRIBUTE_MODELS, AttributeModel, ort_session, probs_attribute
+from .data import ChipSpec, face_chip
+
+KIND = "attributes"
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``facelab`` metadata of an attribute ONNX file; :class:`ModelError` if it has none or another kind."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelNotFoundError(f"attribute model file not found: {p}")
+    try:
+        import onnx
+
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as e:
+        raise ModelError(f"{p} is not an ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    props = {m.key: m.value for m in model.metadata_props}
+    if "facelab" not in props:
+        raise ModelError(f"{p} has no facelab metadata: not a model written by 'facelab train attributes'")
+    try:
+        meta = json.loads(props["facelab"])
+    except json.JSONDecodeError:
+        raise ModelError(f"{p}: its facelab metadata is not valid JSON") from None
+    if meta.get("kind") != KIND:
+        raise ModelError(f"{p} is a {meta.get('kind')!r} model, not an attributes model")
+    if not isinstance(meta.get("tasks"), dict) or not meta["tasks"]:
+        raise ModelError(f"{p}: its facelab metadata lists no tasks")
+    return meta
+
+
+@ATTRIBUTE_MODELS.register("onnx", help="an attributes model from 'facelab train attributes': pass its .onnx path")
+class OnnxAttributeModel(AttributeModel):
+    """Runs a facelab attributes ONNX file (see the module docstring)."""
+
+    def __init__(self, *, path: str = "", name: str | None = None, threads: int | None = None, verify: tuple[str, str, str] | None = None):
+        super().__init__()
+        self.path = path
+        self.threads = threads
+        self.name = name or (f"onnx:{os.path.basename(path)}" if path else "onnx")
+        self._verify = verify
+        if path and os.path.isfile(path):
+            self.meta = read_metadata(path)
+            self.tasks = tuple(self.meta["tasks"])
+
+    def load(self) -> None:
+        if not self.path:
+            raise ModelNotFoundError("the onnx attribute model needs a file: pass its path (a model from 'facelab train attributes')")
+        if self._verify is not None:
+            from ..models import verify_file
+
+            sha, what, fix = self._verify
+            verify_file(self.path, sha, what=what, fix=fix)
+        self.meta = read_metadata(self.path)
+        self.tasks = tuple(self.meta["tasks"])
+        self.classes: dict[str, list[str]] = {t: list(c) for t, c in self.meta["tasks"].items()}
+        self.input = self.meta.get("input", "chip")
+        self.spec = ChipSpec.from_dict(self.meta.get("chip", {}))
+        try:
+            self._sess = ort_session(self.path, self.threads)
+        except Exception as e:
+            raise ModelError(f"{self.path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
+        self._outputs = [o.name for o in self._sess.get_outputs()]
+        missing = [t for t in self.tasks if t not in self._outputs]
+        if missing:
+            raise ModelError(f"{self.path}: no output for task(s) {', '.join(missing)}")
+
+    # -- inputs ------------------------------------------------------------------
+    def inputs(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """The network input of each face: chips (N, C, S, S) in [0, 1], or embeddings (N, D)."""
+        if self.input == "chip":
+            chips = np.stack([face_chip(image, f, self.spec) for f in faces])
+            return chips_to_input(chips)
+        if self.input == "embedding:dlib":
+            from ..embed import get_embedder
+
+            need = [f for f in faces if f.embedding is None or f.embedding.model != "dlib"]
+            vecs = {id(f): f.embedding.vector for f in faces if f not in need}
+            if need:
+                for f, e in zip(need, get_embedder("dlib").embed(image, need)):
+                    vecs[id(f)] = e.vector
+            return np.stack([vecs[id(f)] for f in faces]).astype(np.float32)
+        raise ModelError(f"{self.path}: unknown input kind {self.input!r}")
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs per task for a prepared input batch."""
+        self.prepare()
+        res = self._sess.run(self._outputs, {self._sess.get_inputs()[0].name: x})
+        return dict(zip(self._outputs, res))
+
+    def _predict(self, image: np.ndarray, faces: list[Face], tasks: list[str]) -> list[dict[str, Attribute]]:
+        out = self.run(self.inputs(image, faces))
+        return outputs_to_attributes(out, self.classes, tasks, self.name)
+
+
+def chips_to_input(chips: np.ndarray) -> np.ndarray:
+    """uint8 (N, S, S, C) -> float32 (N, C, S, S) in [0, 1]."""
+    return np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+
+
+def outputs_to_attributes(out: dict[str, np.ndarray], classes: dict[str, list[str]], tasks: list[str], model: str) -> list[dict[str, Attribute]]:
+    n = len(next(iter(out.values())))
+    res: list[dict[str, Attribute]] = [{} for _ in range(n)]
+    for t in tasks:
+        if t not in out:
+            continue
+        for i in range(n):
+            if classes.get(t):
+                res[i][t] = probs_attribute(out[t][i], classes[t], model)
+            else:
+                res[i][t] = Attribute(float(np.asarray(out[t][i]).reshape(-1)[0]), model)
+    return res
+
+
+def _resolve(spec: str):
+    if spec.lower().endswith(".onnx") or os.path.isfile(spec):
+        return "onnx", {"path": spec}
+    return None
+
+
+ATTRIBUTE_MODELS.add_resolver(_resolve)
