@@ -438,7 +438,7 @@ def models(as_json: JsonOpt = False) -> None:
 
 # Each room with commands has a ``cli.py`` defining ``register(app: typer.Typer)``; add its module here.
 # Commands of the shared groups go on ``facelab.cli.train_app`` / ``facelab.cli.evaluate_app``.
-COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli", "facelab.gallery.cli", "facelab.train.cli", "facelab.attributes.cli"]
+COMMAND_MODULES: list[str] = ["facelab.datasets.cli", "facelab.landmarks.cli", "facelab.gallery.cli", "facelab.train.cli", "facelab.attributes.cli", "facelab.serve.cli", "facelab.video.cli"]
 
 
 def _register_plugins() -> None:

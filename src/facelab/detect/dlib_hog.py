@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..types import Box, Face
@@ -17,6 +19,7 @@ class HogDetector(Detector):
         """``upsample`` fixes dlib's own pyramid-up count (as face_recognition does); None chooses by ``min_face``."""
         super().__init__(**kw)
         self.upsample = upsample
+        self._lock = threading.Lock()  # dlib's object_detector is not safe to call from two threads at once (it releases the GIL)
 
     def load(self) -> None:
         import dlib
@@ -29,7 +32,8 @@ class HogDetector(Detector):
             scale, up, img = 1.0, int(self.upsample), image
         else:
             scale, up, img = resized(image, self.scan_scale(*image.shape[:2]))
-        rects, scores, _ = self._det.run(img, up, thr)
+        with self._lock:
+            rects, scores, _ = self._det.run(img, up, thr)
         return [
             Face(Box(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), float(s), self.name)
             for r, s in zip(rects, scores)
