@@ -197,6 +197,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auth and not len(keys):
             log(logging.WARNING, "no API keys yet: create one with `facelab keys create --role admin --data-dir DIR`", data_dir=str(settings.data_dir))
         task = asyncio.create_task(load())
+        if settings.block_startup:
+            await task
         try:
             yield
         finally:
@@ -504,7 +506,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "limits": {"max_body_bytes": settings.max_body_bytes, "max_pixels": settings.max_pixels, "request_timeout_s": settings.request_timeout, "max_images": settings.max_images},
         }
 
-    @app.get("/v1/whoami", summary="The role of the key sent", **svc)
+    @app.get("/v1/whoami", summary="The role of the key sent", responses=error_responses(), **svc)
     async def whoami(key: Read) -> dict[str, Any]:
         return key.public() if key is not None else {"id": None, "name": "no auth", "role": "admin"}
 

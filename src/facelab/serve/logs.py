@@ -44,9 +44,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(d, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be swapped, e.g. by test capture)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(level: str = "info", stream=None) -> None:
-    """Send facelab.serve (and uvicorn's error) logs to ``stream`` (stderr) as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send facelab.serve (and uvicorn's error) logs to ``stream`` (default: stderr) as JSON lines."""
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(JsonFormatter())
     for name in ("facelab.serve", "uvicorn.error"):
         lg = logging.getLogger(name)

@@ -49,6 +49,7 @@ class Settings:
     max_images: int = 10  # images per enrol request
     preload_actions: tuple[str, ...] = ("age", "gender", "emotion", "ethnicity")  # attribute models loaded at start
     log_level: str = "info"
+    block_startup: bool = False  # load models before accepting requests (default: serve /v1/health at once, /v1/ready when loaded)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(os.path.expanduser(os.fspath(self.data_dir)))

@@ -51,6 +51,11 @@ async function checkServer() {
 
 async function showRole() {
   const role = $("#key-role");
+  if (!apiKey) {
+    const info = await api("/v1/info").catch(() => null);
+    role.textContent = info && !info.auth ? "no key needed" : "enter an API key";
+    return;
+  }
   try {
     const me = await api("/v1/whoami");
     role.textContent = `role: ${me.role}`;
@@ -129,7 +134,7 @@ function renderResult(res) {
     cell(tr, id && isFinite(id.distance) ? id.distance.toFixed(3) : "");
     ["age", "gender", "emotion", "ethnicity"].forEach((k) => cell(tr, attr(f, k)));
     const b = f.box;
-    cell(tr, `${b.left.toFixed(0)},${b.top.toFixed(0)} – ${b.right.toFixed(0)},${b.bottom.toFixed(0)}`);
+    tr.title = `box ${b.left.toFixed(0)},${b.top.toFixed(0)} – ${b.right.toFixed(0)},${b.bottom.toFixed(0)}`;
     const td = document.createElement("td");
     const form = document.createElement("form");
     form.className = "enroll";
@@ -150,6 +155,7 @@ function renderResult(res) {
     tbody.appendChild(tr);
   });
   table.hidden = res.faces.length === 0;
+  table.parentElement.scrollLeft = 0;
 }
 
 async function enroll(name, box, btn) {
@@ -165,8 +171,9 @@ async function enroll(name, box, btn) {
   try {
     const res = await api(`/v1/gallery/people?box=${encodeURIComponent(boxParam)}`, { method: "POST", body: form });
     const r = res.results[0];
-    setStatus(status, r.status === "added" ? `enrolled ${res.person.name} (${res.person.count} photo${res.person.count > 1 ? "s" : ""})` : `${res.person.name}: ${r.note || r.status}`);
-    await analyze(currentPhoto);
+    const msg = r.status === "added" ? `enrolled ${res.person.name} (${res.person.count} photo${res.person.count > 1 ? "s" : ""})` : `${res.person.name}: ${r.note || r.status}`;
+    await analyze(currentPhoto); // shows the new name on the photo
+    setStatus(status, msg);
   } catch (e) {
     setStatus(status, errorText(e), true);
   } finally {
@@ -241,7 +248,7 @@ async function loadGallery() {
       tbody.appendChild(tr);
     });
     const i = g.info;
-    $("#gallery-info").textContent = `${g.people.length} people, ${i.embeddings} photos · ${i.store} · model ${i.model || "—"} · threshold ${i.threshold}`;
+    $("#gallery-info").textContent = `${g.people.length} ${g.people.length === 1 ? "person" : "people"}, ${i.embeddings} photo${i.embeddings === 1 ? "" : "s"} · ${i.store} · model ${i.model || "—"} · threshold ${i.threshold}`;
     setStatus(status, g.people.length ? "" : "nobody enrolled yet: analyse a photo and enroll a face");
   } catch (e) {
     setStatus(status, errorText(e), true);
