@@ -10,8 +10,9 @@ identities, searched one at a time (the latency a caller sees).
 For each backend and size: build time (s), memory (MB: the vectors for
 numpy, the serialized index for FAISS, table + index on disk for pgvector),
 median ms per query, and recall@1 against exact search.  numpy and FAISS run the
-gallery's own classes (``facelab.gallery.search.ExactIndex`` / ``FaissIndex``,
-same HNSW parameters); pgvector runs the same query as
+gallery's own classes (``facelab.gallery.search.ExactIndex`` / ``FaissIndex``:
+IVF, the gallery's default, with nprobe 32 / 64 (the gallery's) / 128 from one build; HNSW
+with the gallery's ``kind="hnsw"`` parameters unless ``--hnsw-m/--hnsw-efc``); pgvector runs the same query as
 ``PostgresStore.native_search`` (``ORDER BY vector <-> q LIMIT k`` on an HNSW
 index, ``hnsw.ef_search`` = its ``EF_SEARCH``, and twice that for comparison) on a PostgreSQL started from the
 ``pgserver`` wheel in a temp folder.
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from facelab.gallery.postgres import EF_SEARCH  # noqa: E402
-from facelab.gallery.search import HNSW_EF_CONSTRUCTION, HNSW_M, ExactIndex, FaissIndex  # noqa: E402
+from facelab.gallery.search import HNSW_EF_CONSTRUCTION, HNSW_M, IVF_NPROBE, ExactIndex, FaissIndex  # noqa: E402
 
 DIM = 128
 
@@ -95,34 +96,28 @@ def bench_faiss_hnsw(x, q, truth, m: int = HNSW_M, ef_construction: int = HNSW_E
     import faiss
 
     t = time.perf_counter()
-    idx = FaissIndex(DIM, m=m, ef_construction=ef_construction)
-    idx.add(np.arange(len(x)), x)
+    idx = FaissIndex.build(np.arange(len(x)), x, kind="hnsw", m=m, ef_construction=ef_construction)
     build = time.perf_counter() - t
     mem = len(faiss.serialize_index(idx.index)) / 1e6
     ms, got = time_queries(lambda r: idx.search(r[None], 1)[1][0, 0], q)
-    return build, mem, ms, float((got == truth).mean()), {"M": m, "efConstruction": ef_construction, "efSearch": idx.ef_search}
+    return build, mem, ms, float((got == truth).mean()), {"M": m, "efConstruction": ef_construction, "efSearch": idx.params["ef_search"]}
 
 
-def bench_faiss_ivf(x, q, truth, nprobe: int = 32):
+def bench_faiss_ivf(x, q, truth, nprobes: tuple[int, ...] = (32, IVF_NPROBE, 128)):
+    """The gallery's IVF-Flat (nlist = 4 sqrt(n)), one build, searched with several ``nprobe``: one row each."""
     import faiss
 
-    nlist = int(4 * np.sqrt(len(x)))
     t = time.perf_counter()
-    quant = faiss.IndexFlatL2(DIM)
-    ivf = faiss.IndexIVFFlat(quant, DIM, nlist)
-    rng = np.random.default_rng(1)
-    ivf.train(x[rng.choice(len(x), min(len(x), 64 * nlist), replace=False)])
-    ivf.add(x)
+    idx = FaissIndex.build(np.arange(len(x)), x, kind="ivf")
     build = time.perf_counter() - t
-    ivf.nprobe = nprobe
-    mem = len(faiss.serialize_index(ivf)) / 1e6
-    prev = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # single queries, as FaissIndex.search does
-    try:
-        ms, got = time_queries(lambda r: ivf.search(r[None], 1)[1][0, 0], q)
-    finally:
-        faiss.omp_set_num_threads(prev)
-    return build, mem, ms, float((got == truth).mean()), {"nlist": nlist, "nprobe": nprobe}
+    mem = len(faiss.serialize_index(idx.index)) / 1e6
+    out = []
+    for nprobe in nprobes:
+        idx.params["nprobe"] = nprobe
+        ms, got = time_queries(lambda r: idx.search(r[None], 1)[1][0, 0], q)
+        name = "faiss-ivf" if nprobe == IVF_NPROBE else f"faiss-ivf{nprobe}"
+        out.append((name, build, mem, ms, float((got == truth).mean()), {"nlist": int(idx.index.nlist), "nprobe": nprobe}))
+    return out
 
 
 class PG:
@@ -216,8 +211,10 @@ def main() -> int:
                     results = bench_pgvector(pg, x, q, truth)
                 elif b == "faiss-hnsw":
                     results = [(b, *bench_faiss_hnsw(x, q, truth, args.hnsw_m, args.hnsw_efc))]
+                elif b == "faiss-ivf":
+                    results = bench_faiss_ivf(x, q, truth)
                 else:
-                    results = [(b, *{"numpy": bench_numpy, "faiss-ivf": bench_faiss_ivf}[b](x, q, truth))]
+                    results = [(b, *bench_numpy(x, q, truth))]
                 for name, build, mem, ms, rec, params in results:
                     params = {**params, "queries": args.queries, "threads": args.threads if b.startswith("faiss") else 1}
                     row = {"backend": name, "n": n, "build_s": round(build, 2), "memory_mb": round(mem, 1), "ms_per_query": round(ms, 3), "recall_at_1": round(rec, 4), "params": params}

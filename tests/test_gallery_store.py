@@ -292,7 +292,8 @@ def test_faiss_index_is_saved_next_to_the_db_and_follows_changes(tmp_path, orl_s
         got = fast.identify_vectors(orl_set.vectors[probes])
         assert [i.name for i in got] == want
         path = fast.index_path()
-        assert path.exists() and fast._index.state == {"model": "dlib", "count": 100, "max_id": 100}
+        assert path.exists() and fast._index.state == {"model": "dlib", "count": 100, "max_id": 100, "trained": 100}
+        assert fast._index.kind == "faiss-ivf"
         # more people: appended to the saved index
         idx = np.flatnonzero(orl_set.labels == orl_set.classes[30])
         exact.enroll_embeddings(orl_set.classes[30], [Embedding(orl_set.vectors[i], "dlib") for i in idx[:5]])

@@ -38,7 +38,7 @@ from ..io import as_image, describe_source, load_image
 from ..types import Candidate, Embedding, Face, Identity
 from .calibration import default_threshold
 from .faces import choose_face, content_hash, enroll_pipeline, vector_hash
-from .search import EXACT_MAX, ExactIndex, FaissIndex, VectorIndex, rank_people
+from .search import EXACT_MAX, IVF_REGROW, ExactIndex, FaissIndex, VectorIndex, rank_people
 from .store import EmbeddingRecord, NewEmbedding, PersonRecord, Store, StoreState, _check_name, default_db, open_store, parse_url
 
 MATCH_MODES = ("nearest", "centroid")
@@ -83,7 +83,7 @@ class Gallery:
     :func:`facelab.gallery.store.default_db`).  ``model``: the embedder; by
     default the one the gallery was made with (``dlib`` for a new gallery).
     ``search``: ``auto`` (exact below :data:`~facelab.gallery.search.EXACT_MAX`
-    embeddings, then FAISS HNSW for SQLite or pgvector HNSW for PostgreSQL),
+    embeddings, then FAISS IVF for SQLite or pgvector HNSW for PostgreSQL),
     ``exact``, ``faiss`` or ``pgvector``.
 
     Picklable (it reopens its store in the other process), so it can travel to
@@ -371,18 +371,18 @@ class Gallery:
             old_count, max_id = int(idx.state.get("count", -1)), int(idx.state.get("max_id", -1))
             if (old_count, max_id) == (st.count, st.max_id):
                 return idx
-            if old_count == len(idx) and self.store.count_upto(max_id) == old_count:  # only additions since: append them
+            grown = idx.index_kind == "ivf" and st.count > IVF_REGROW * int(idx.state.get("trained", 0) or 1)
+            if not grown and old_count == len(idx) and self.store.count_upto(max_id) == old_count:  # only additions: append
                 ids, _, vecs = self.store.load_vectors(min_id=max_id)
                 idx.add(ids, vecs)
                 max_id = int(ids.max()) if len(ids) else max_id
             else:
-                idx = None  # rows were removed: rebuild
+                idx = None  # rows were removed (or an IVF outgrew its cells): rebuild
         if idx is None:
             ids, _, vecs = self.store.load_vectors()
-            idx = FaissIndex(dim, metric)
-            idx.add(ids, vecs)
+            idx = FaissIndex.build(ids, vecs, metric)
             max_id = int(ids.max()) if len(ids) else 0
-        new_state = {"model": model, "count": len(idx), "max_id": max_id}
+        new_state = {"model": model, "count": len(idx), "max_id": max_id, "trained": int(idx.state.get("trained", 0))}
         if path is not None and not self.store.read_only:
             try:
                 idx.save(path, new_state)

@@ -2,11 +2,11 @@
 
 * :class:`ExactIndex`: brute force with numpy (exact).  Used for galleries
   below :data:`EXACT_MAX` embeddings.
-* :class:`FaissIndex`: FAISS HNSW (``faiss-cpu``), approximate, for large
-  galleries.  For a SQLite gallery it is saved next to the database
-  (``gallery.db.faiss``) with the state it was built from, and brought up to
-  date when the gallery changed: new rows are appended, and it is rebuilt
-  when rows were removed.
+* :class:`FaissIndex`: FAISS IVF-Flat (``faiss-cpu``; HNSW on request),
+  approximate, for large galleries.  For a SQLite gallery it is saved next to
+  the database (``gallery.db.faiss``) with the state it was built from, and
+  brought up to date when the gallery changed: new rows are appended; it is
+  rebuilt when rows were removed or the gallery outgrew its training.
 * PostgreSQL galleries search server-side with pgvector's HNSW index
   (:meth:`facelab.gallery.store.Store.native_search`).
 
@@ -26,11 +26,15 @@ import numpy as np
 
 from ..errors import StoreError
 
-#: "auto" search uses exact numpy below this many embeddings and an HNSW index from there on.
+#: "auto" search uses exact numpy below this many embeddings and an approximate index (FAISS IVF, pgvector HNSW) from there on.
 #: At 20k exact search costs ~1-3 ms/query; see benchmarks/gallery_search.py.
 EXACT_MAX = int(os.environ.get("FACELAB_EXACT_MAX", 20_000))
 
-#: HNSW parameters (benchmarks/gallery_search.py: recall@1 >= 0.99 at 1M with these)
+#: IVF cells searched per query (benchmarks/gallery_search.py, 1M embeddings: 32 -> recall@1 0.98, 64 -> 1.00)
+IVF_NPROBE = 64
+#: A saved IVF index is retrained (rebuilt) once the gallery has grown past this many times its training size.
+IVF_REGROW = 4
+#: HNSW parameters (kind="hnsw"; benchmarks/gallery_search.py: recall@1 1.00 at 100k with these)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
@@ -101,28 +105,61 @@ def _faiss():
 
 
 class FaissIndex(VectorIndex):
-    """FAISS HNSW over embedding ids (``IndexIDMap2(IndexHNSWFlat)``).
+    """A FAISS index over embedding ids: ``kind="ivf"`` (default) or ``"hnsw"``.
+
+    * IVF-Flat: ``nlist`` = 4 sqrt(n) k-means cells (trained on up to 64 points
+      per cell), ``nprobe`` = :data:`IVF_NPROBE` cells searched; vectors are
+      stored exactly.  Fast to build; new rows go to their nearest cell.
+    * HNSW-Flat (``IndexIDMap2(IndexHNSWFlat)``): a graph, ``M`` =
+      :data:`HNSW_M`; slow to build at a million rows on a small machine.
 
     Euclidean models use L2 (FAISS returns squared distances: we take the
     root); cosine models use inner product on unit vectors (distance ``1 - ip``).
     """
 
-    kind = "faiss-hnsw"
-
-    def __init__(self, dim: int, metric: str = "euclidean", *, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION, ef_search: int = HNSW_EF_SEARCH, index=None):
+    def __init__(self, dim: int, metric: str = "euclidean", *, kind: str = "ivf", index=None, **params):
         faiss = _faiss()
-        self.dim, self.metric = int(dim), metric
-        self.ef_search = ef_search
-        if index is None:
-            fm = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-            hnsw = faiss.IndexHNSWFlat(self.dim, m, fm)
-            hnsw.hnsw.efConstruction = ef_construction
+        if kind not in ("ivf", "hnsw"):
+            raise ValueError(f"FAISS index kind must be 'ivf' or 'hnsw', not {kind!r}")
+        self.dim, self.metric, self.index_kind = int(dim), metric, kind
+        self.params = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH, "nprobe": IVF_NPROBE, **params}
+        self._fm = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+        if index is None and kind == "hnsw":
+            hnsw = faiss.IndexHNSWFlat(self.dim, int(self.params["m"]), self._fm)
+            hnsw.hnsw.efConstruction = int(self.params["ef_construction"])
             index = faiss.IndexIDMap2(hnsw)
-        self.index = index
+        self.index = index  # an IVF index is made by train()
         self.state: dict = {}
 
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return f"faiss-{self.index_kind}"
+
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, metric: str = "euclidean", *, kind: str = "ivf", seed: int = 0, **params) -> FaissIndex:
+        """A new index holding ``vectors`` (IVF: trained on them first)."""
+        out = cls(vectors.shape[1], metric, kind=kind, **params)
+        if kind == "ivf":
+            out.train(vectors, seed=seed)
+        out.add(ids, vectors)
+        return out
+
+    def train(self, vectors: np.ndarray, seed: int = 0) -> None:
+        faiss = _faiss()
+        n = len(vectors)
+        nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))  # FAISS wants >= 39 training points per cell
+        quant = faiss.IndexFlatIP(self.dim) if self.metric == "cosine" else faiss.IndexFlatL2(self.dim)
+        ivf = faiss.IndexIVFFlat(quant, self.dim, nlist, self._fm)
+        x = self._prep(vectors)
+        sample = x if n <= 64 * nlist else x[np.random.default_rng(seed).choice(n, 64 * nlist, replace=False)]
+        ivf.train(sample)
+        ivf.quantizer_trains_alone = 0
+        self.index = ivf
+        self._quant = quant  # the IVF index does not own its quantizer: keep it alive
+        self.state["trained"] = n
+
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return 0 if self.index is None else int(self.index.ntotal)
 
     def _prep(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(np.atleast_2d(x), np.float32)
@@ -136,8 +173,10 @@ class FaissIndex(VectorIndex):
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         faiss = _faiss()
-        hnsw = faiss.downcast_index(self.index.index)
-        hnsw.hnsw.efSearch = max(self.ef_search, k)
+        if self.index_kind == "hnsw":
+            faiss.downcast_index(self.index.index).hnsw.efSearch = max(int(self.params["ef_search"]), k)
+        else:
+            self.index.nprobe = min(int(self.params["nprobe"]), self.index.nlist)
         q = self._prep(queries)
         if len(q) < 16:  # a few queries: OpenMP threads only add overhead (a lot of it on a busy machine)
             prev = faiss.omp_get_max_threads()
@@ -160,7 +199,7 @@ class FaissIndex(VectorIndex):
 
     def save(self, path: str | os.PathLike[str], state: dict) -> None:
         faiss = _faiss()
-        head = json.dumps({**state, "dim": self.dim, "metric": self.metric, "kind": self.kind}).encode()
+        head = json.dumps({**state, "dim": self.dim, "metric": self.metric, "index_kind": self.index_kind, "params": self.params}).encode()
         data = faiss.serialize_index(self.index)
         tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
         with open(tmp, "wb") as f:
@@ -184,7 +223,9 @@ class FaissIndex(VectorIndex):
             index = faiss.deserialize_index(np.frombuffer(raw[8 + n :], np.uint8))
         except (OSError, ValueError, RuntimeError):
             return None
-        out = cls(head["dim"], head["metric"], index=index)
+        if head.get("index_kind") not in ("ivf", "hnsw"):
+            return None
+        out = cls(head["dim"], head["metric"], kind=head["index_kind"], index=index, **head.get("params", {}))
         out.state = head
         return out
 
@@ -203,4 +244,4 @@ def rank_people(person_keys: np.ndarray, dists: np.ndarray, top_k: int) -> list[
     return [(keys[i].item() if hasattr(keys[i], "item") else keys[i], float(d[i])) for i in best]
 
 
-__all__ = ["EXACT_MAX", "ExactIndex", "FaissIndex", "VectorIndex", "rank_people"]
+__all__ = ["EXACT_MAX", "IVF_NPROBE", "ExactIndex", "FaissIndex", "VectorIndex", "rank_people"]
