@@ -46,7 +46,7 @@ def _eval(model: str, items, tasks):
 def test_shipped_emotion_model_on_fer_val(fer_val_subset):
     got, rep = _eval("fer-cnn", fer_val_subset, ["emotion"])
     assert rep["evaluated"] == len(fer_val_subset) == 300
-    assert got["emotion"] >= FER_FLOOR, got  # measured: FER_MEASURED
+    assert got["emotion"] >= 0.59, got  # measured: 0.630 (189/300)
 
 
 def test_agegender_on_utkface(utk_test_subset):
@@ -107,7 +107,7 @@ def test_happy_face_is_happy(fer_val_subset):
         canvas[64:256, 64:256] = big
         got = facelab.analyze(canvas, actions=["emotion"], landmarks=None, embedder=None)
         hits += bool(got) and got[0].attributes["emotion"].value == "happy"
-    assert hits >= 6  # measured: HAPPY_MEASURED of 10
+    assert hits >= 8  # measured: 10 of 10
 
 
 def test_analyze_cli_actions(tmp_path, fr_examples):

@@ -35,7 +35,7 @@ ACTIONS: tuple[str, ...] = ("age", "gender", "emotion", "ethnicity")
 _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facelab"
 #: facelab's own models: (registry name, model-file key, file, SHA-256, tasks help)
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
-    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "abb4402bdee32e8c559fb0d3d7c792d1bbc2bb51ee7a53de1a30e337a8c5ee31", "emotion: facelab's CNN trained on FER2013 (7 classes, 40x40 grey)"),
+    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "e720490d14bd42e7f564de326659b49c50be3e27cc45a8141ac6f3ca455a1212", "emotion: facelab's CNN trained on FER2013 (7 classes, 40x40 grey)"),
     "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "d49dc3e3face27dec03dbd31ba05f1340ea972cfe67a0d6b4f0016229d111146", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
 }
 

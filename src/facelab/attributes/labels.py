@@ -17,7 +17,7 @@ from ..errors import InputError
 #: FER2013's seven classes, in the order of its integer codes.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 GENDERS: tuple[str, ...] = ("male", "female")  # UTKFace codes: 0 male, 1 female
-#: UTKFace's five groups (codes 0-4).  Coarse, self-assigned-looking but annotator-assigned labels: see docs/attributes.md.
+#: UTKFace's five groups (codes 0-4): coarse categories assigned by annotators, not by the people pictured (docs/attributes.md).
 ETHNICITIES: tuple[str, ...] = ("white", "black", "asian", "indian", "others")
 
 TASKS: tuple[str, ...] = ("age", "gender", "emotion", "ethnicity", "age_group")

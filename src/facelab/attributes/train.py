@@ -393,10 +393,14 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
     dummy = torch.zeros(2, c, s, s) if wrap.chips else torch.zeros(2, result.net.dim)
     names = [t.name for t in result.tasks]
     inp = "chips" if wrap.chips else "embeddings"
-    torch.onnx.export(
-        wrap, (dummy,), str(path), input_names=[inp], output_names=names, opset_version=17,
-        dynamic_axes={inp: {0: "n"}, **{k: {0: "n"} for k in names}}, dynamo=False,
-    )
+    import warnings
+
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but needs no onnxscript and handles this net
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            wrap, (dummy,), str(path), input_names=[inp], output_names=names, opset_version=17,
+            dynamic_axes={inp: {0: "n"}, **{k: {0: "n"} for k in names}}, dynamo=False,
+        )
     model = onnx.load(str(path))
     meta = {"facelab": json.dumps(metadata, sort_keys=True)}
     for k, v in meta.items():
