@@ -54,7 +54,22 @@ def free_port() -> int:
 
 
 def start_server(data: Path, port: int, threads: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "facelab.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data), "--threads", str(threads), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "facelab.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()
@@ -127,7 +142,11 @@ def main() -> int:
     try:
         with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=120) as c:
             for name, photo in (("Barack Obama", "known/obama.jpg"), ("Joe Biden", "known/biden.jpg")):
-                r = c.post("/v1/gallery/people", data={"name": name}, files={"image": ("p.jpg", (ROOT / "samples" / photo).read_bytes(), "image/jpeg")})
+                r = c.post(
+                    "/v1/gallery/people",
+                    data={"name": name},
+                    files={"image": ("p.jpg", (ROOT / "samples" / photo).read_bytes(), "image/jpeg")},
+                )
                 r.raise_for_status()
             for path in ENDPOINTS.values():  # warm-up: first-call allocations are not a leak
                 for _ in range(3):
@@ -137,7 +156,13 @@ def main() -> int:
                 before = rss_mb(proc.pid)
                 res = load(url, path, key, image, n, args.seconds)
                 after = rss_mb(proc.pid)
-                row = {"endpoint": endpoint, "clients": n, **res, "rss_before_mb": round(before, 1), "rss_growth_mb": round(after - before, 1)}
+                row = {
+                    "endpoint": endpoint,
+                    "clients": n,
+                    **res,
+                    "rss_before_mb": round(before, 1),
+                    "rss_growth_mb": round(after - before, 1),
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
@@ -150,7 +175,9 @@ def main() -> int:
     print()
     print(f"{'endpoint':9s} {'clients':>7s} {'req/s':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'RSS +MB':>8s}")
     for r in rows:
-        print(f"{r['endpoint']:9s} {r['clients']:7d} {r['rps']:7.2f} {r['p50_ms']:8.0f} {r['p95_ms']:8.0f} {r['p99_ms']:8.0f} {r['errors']:6d} {r['rss_growth_mb']:8.1f}")
+        print(
+            f"{r['endpoint']:9s} {r['clients']:7d} {r['rps']:7.2f} {r['p50_ms']:8.0f} {r['p95_ms']:8.0f} {r['p99_ms']:8.0f} {r['errors']:6d} {r['rss_growth_mb']:8.1f}"
+        )
     out = {
         "benchmark": "serve_load",
         "image": os.path.relpath(args.image, ROOT),

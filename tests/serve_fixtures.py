@@ -43,7 +43,9 @@ class ServeEnv:
 @pytest.fixture(scope="session")
 def photos() -> dict[str, bytes]:
     """The sample photos shipped in the repository (MIT, from face_recognition), as file bytes."""
-    return {p.stem: p.read_bytes() for p in (SAMPLES / "known").glob("*.jpg")} | {p.stem: p.read_bytes() for p in (SAMPLES / "photos").glob("*.jpg")}
+    return {p.stem: p.read_bytes() for p in (SAMPLES / "known").glob("*.jpg")} | {
+        p.stem: p.read_bytes() for p in (SAMPLES / "photos").glob("*.jpg")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +131,9 @@ def live_server(serve_env):
     data.mkdir(exist_ok=True)
     (data / "keys.json").write_bytes((serve_env.data_dir / "keys.json").read_bytes())  # same keys, own gallery
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(data_dir=data, min_face=80)), host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(Settings(data_dir=data, min_face=80)), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -149,7 +149,9 @@ def test_detect_matches_the_python_api_in_every_input_form(api, serve_env, photo
     h = serve_env.h("read")
     multipart = api.post("/v1/detect", files=upload(photos["obama_and_biden"], "ob.jpg"), headers=h).json()
     as_json = api.post("/v1/detect", json={"image": {"base64": b64(photos["obama_and_biden"])}}, headers=h).json()
-    data_url = api.post("/v1/detect", json={"image": {"base64": "data:image/jpeg;base64," + b64(photos["obama_and_biden"])}}, headers=h).json()
+    data_url = api.post(
+        "/v1/detect", json={"image": {"base64": "data:image/jpeg;base64," + b64(photos["obama_and_biden"])}}, headers=h
+    ).json()
     raw = api.post("/v1/detect", content=photos["obama_and_biden"], headers={**h, "Content-Type": "image/jpeg"}).json()
     for res in (multipart, as_json, data_url, raw):
         assert res["faces"] == want
@@ -211,12 +213,18 @@ def test_identify_and_analyze_name_enrolled_people(api, serve_env, photos, enrol
 
 def test_verify_matches_the_python_api(api, serve_env, photos):
     h = serve_env.h("read")
-    same = api.post("/v1/verify", files={**upload(photos["obama"], field="image1"), **upload(photos["obama2"], field="image2")}, headers=h).json()
+    same = api.post(
+        "/v1/verify", files={**upload(photos["obama"], field="image1"), **upload(photos["obama2"], field="image2")}, headers=h
+    ).json()
     want = facelab.verify(photos["obama"], photos["obama2"])
     assert same["same"] is True and same["distance"] == pytest.approx(want.distance, abs=1e-4)  # measured 0.338
-    diff = api.post("/v1/verify", json={"image1": {"base64": b64(photos["obama"])}, "image2": {"base64": b64(photos["biden"])}}, headers=h).json()
+    diff = api.post(
+        "/v1/verify", json={"image1": {"base64": b64(photos["obama"])}, "image2": {"base64": b64(photos["biden"])}}, headers=h
+    ).json()
     assert diff["same"] is False and diff["distance"] > 0.6  # measured 0.87
-    strict = api.post("/v1/verify?threshold=0.2", files={**upload(photos["obama"], field="image1"), **upload(photos["obama2"], field="image2")}, headers=h).json()
+    strict = api.post(
+        "/v1/verify?threshold=0.2", files={**upload(photos["obama"], field="image1"), **upload(photos["obama2"], field="image2")}, headers=h
+    ).json()
     assert strict["same"] is False and strict["threshold"] == 0.2
     err(api.post("/v1/verify", files=upload(photos["obama"], field="image1"), headers=h), 422, "invalid_request")
 
@@ -236,7 +244,9 @@ def test_concurrent_requests_give_the_same_answers(api, serve_env, photos):
     h = serve_env.h("read")
     want = api.post("/v1/landmarks", files=upload(photos["obama_and_biden"]), headers=h).json()["faces"]
     with ThreadPoolExecutor(4) as ex:
-        got = list(ex.map(lambda _: api.post("/v1/landmarks", files=upload(photos["obama_and_biden"]), headers=h).json()["faces"], range(4)))
+        got = list(
+            ex.map(lambda _: api.post("/v1/landmarks", files=upload(photos["obama_and_biden"]), headers=h).json()["faces"], range(4))
+        )
     assert all(g == want for g in got)
 
 
@@ -250,12 +260,20 @@ def test_enroll_is_idempotent_and_refuses_conflicts_and_faceless_images(api, ser
     err(api.post("/v1/gallery/people", data={"name": "Someone Else"}, files=upload(photos["obama"]), headers=h), 409, "duplicate_face")
     blank = io.BytesIO()
     Image.new("RGB", (120, 120), (200, 10, 10)).save(blank, "PNG")
-    err(api.post("/v1/gallery/people", data={"name": "Nobody"}, files={"image": ("b.png", blank.getvalue(), "image/png")}, headers=h), 422, "no_face")
+    err(
+        api.post("/v1/gallery/people", data={"name": "Nobody"}, files={"image": ("b.png", blank.getvalue(), "image/png")}, headers=h),
+        422,
+        "no_face",
+    )
     err(api.post("/v1/gallery/people", data={"name": "unknown"}, files=upload(photos["obama2"]), headers=h), 400, "bad_input")
     err(api.post("/v1/gallery/people", data={"name": "  "}, files=upload(photos["obama2"]), headers=h), 422, "invalid_request")
     err(api.post("/v1/gallery/people", files=upload(photos["obama2"]), headers=h), 422, "invalid_request")
     err(api.post("/v1/gallery/people?box=10,10,5,5", data={"name": "X"}, files=upload(photos["obama2"]), headers=h), 422, "invalid_request")
-    err(api.post("/v1/gallery/people?box=5000,5000,5100,5100", data={"name": "X"}, files=upload(photos["obama2"]), headers=h), 400, "bad_input")
+    err(
+        api.post("/v1/gallery/people?box=5000,5000,5100,5100", data={"name": "X"}, files=upload(photos["obama2"]), headers=h),
+        400,
+        "bad_input",
+    )
     names = [p["name"] for p in api.get("/v1/gallery", headers=h).json()["people"]]
     assert names == ["Barack Obama", "Joe Biden"]  # nothing half-enrolled
 
@@ -269,7 +287,11 @@ def test_gallery_read_rename_and_delete(api, serve_env, photos, enrolled):
     person = api.get("/v1/gallery/people/Obama Twin", headers=h).json()
     assert person["person"]["count"] == 1 and "vector" not in person["embeddings"][0]
     err(api.patch("/v1/gallery/people/Obama Twin", json={"name": "Joe Biden"}, headers=h), 400, "bad_input")  # taken
-    err(api.patch("/v1/gallery/people/Obama Twin", content=b"name=x", headers={**h, "Content-Type": "text/plain"}), 415, "unsupported_media_type")
+    err(
+        api.patch("/v1/gallery/people/Obama Twin", content=b"name=x", headers={**h, "Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
     assert api.patch("/v1/gallery/people/Obama Twin", json={"name": "Obama/Twin"}, headers=h).json()["name"] == "Obama/Twin"
     assert api.get("/v1/gallery/people/Obama%2FTwin", headers=h).status_code == 200  # names may hold slashes
     emb_id = api.get("/v1/gallery/people/Obama%2FTwin", headers=h).json()["embeddings"][0]["id"]
@@ -316,7 +338,11 @@ def test_bad_requests(api, serve_env, photos):
     err(api.post("/v1/detect", content=b"hello", headers={**h, "Content-Type": "text/plain"}), 415, "unsupported_media_type")
     err(api.post("/v1/detect", content=b"{not json", headers={**h, "Content-Type": "application/json"}), 422, "invalid_request")
     err(api.post("/v1/detect", json={"image": {}}, headers=h), 422, "invalid_request")
-    err(api.post("/v1/detect", json={"image": {"base64": b64(photos["obama"]), "url": "http://x.test/a.jpg"}}, headers=h), 422, "invalid_request")
+    err(
+        api.post("/v1/detect", json={"image": {"base64": b64(photos["obama"]), "url": "http://x.test/a.jpg"}}, headers=h),
+        422,
+        "invalid_request",
+    )
     err(api.post("/v1/detect", json={"picture": {"base64": "AAAA"}}, headers=h), 422, "invalid_request")
     err(api.post("/v1/detect", files=upload(photos["obama"], field="photo"), headers=h), 422, "invalid_request")
     two = [("image", ("a.jpg", photos["obama"], "image/jpeg")), ("image", ("b.jpg", photos["obama2"], "image/jpeg"))]

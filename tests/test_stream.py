@@ -45,7 +45,11 @@ def clip(tmp_path_factory):
 
 def observations(path):
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    return [x for x in lines if x["type"] == "observation"], [x for x in lines if x["type"] == "track"], [x for x in lines if x["type"] == "summary"]
+    return (
+        [x for x in lines if x["type"] == "observation"],
+        [x for x in lines if x["type"] == "track"],
+        [x for x in lines if x["type"] == "summary"],
+    )
 
 
 def test_tracks_keep_their_ids_and_names(clip):

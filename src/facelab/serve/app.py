@@ -31,7 +31,20 @@ from ..errors import FacelabError
 from ..types import Box
 from .engine import Engine, result_dict
 from .errors import ApiError, error_body, error_response, from_facelab
-from .inputs import JSON_MODELS, EnrollBody, ImageBody, RenameBody, VerifyBody, decode, from_ref, media_type, openapi_body, parse_json, read_images, read_multipart
+from .inputs import (
+    JSON_MODELS,
+    EnrollBody,
+    ImageBody,
+    RenameBody,
+    VerifyBody,
+    decode,
+    from_ref,
+    media_type,
+    openapi_body,
+    parse_json,
+    read_images,
+    read_multipart,
+)
 from .keys import ApiKey, KeyStore
 from .logs import log, new_request_id, request_id, setup_logging
 from .schemas import SCHEMAS, error_responses, json_response
@@ -42,7 +55,15 @@ API_KEY_HEADER = "X-API-Key"
 #: Status code of a failed enrolment, by the result's error code.
 _ENROLL_STATUS = {"no_face": 422, "duplicate_face": 409, "image_too_large": 413, "unsupported_image": 415}
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
 
 #: The web page's Content-Security-Policy: nothing but this server (no CDN, no inline script).
 PAGE_CSP = (
@@ -50,7 +71,12 @@ PAGE_CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+}
 
 
 # --- ASGI middleware ----------------------------------------------------------------
@@ -83,7 +109,9 @@ class RequestContext:
         except Exception:
             logging.getLogger("facelab.serve").exception("unhandled error")
             if not status["sent"]:
-                await JSONResponse(error_body("internal_error", f"internal error (request {rid}); the server log has the details"), status_code=500)(scope, receive, send_wrapper)
+                await JSONResponse(
+                    error_body("internal_error", f"internal error (request {rid}); the server log has the details"), status_code=500
+                )(scope, receive, send_wrapper)
         finally:
             state = scope.get("state", {})
             log(
@@ -164,7 +192,9 @@ def _parse_box(text: str | None) -> Box | None:
     except ValueError:
         vals = []
     if len(vals) != 4 or not all(abs(v) < 1e6 for v in vals) or vals[2] <= vals[0] or vals[3] <= vals[1]:
-        raise ApiError(422, "invalid_request", f"box must be 'left,top,right,bottom' with right > left and bottom > top, not {text[:100]!r}")
+        raise ApiError(
+            422, "invalid_request", f"box must be 'left,top,right,bottom' with right > left and bottom > top, not {text[:100]!r}"
+        )
     return Box(*vals)
 
 
@@ -186,7 +216,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             t0 = time.perf_counter()
             try:
                 await anyio.to_thread.run_sync(engine.prepare)
-                log(logging.INFO, "ready", seconds=round(time.perf_counter() - t0, 2), gallery=engine.gallery.store.kind, people=len(engine.gallery.people()))
+                log(
+                    logging.INFO,
+                    "ready",
+                    seconds=round(time.perf_counter() - t0, 2),
+                    gallery=engine.gallery.store.kind,
+                    people=len(engine.gallery.people()),
+                )
             except FacelabError as e:
                 engine.error = str(e)
                 log(logging.ERROR, "cannot start", error=str(e))
@@ -195,7 +231,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 logging.getLogger("facelab.serve").exception("cannot start")
 
         if settings.auth and not len(keys):
-            log(logging.WARNING, "no API keys yet: create one with `facelab keys create --role admin --data-dir DIR`", data_dir=str(settings.data_dir))
+            log(
+                logging.WARNING,
+                "no API keys yet: create one with `facelab keys create --role admin --data-dir DIR`",
+                data_dir=str(settings.data_dir),
+            )
         task = asyncio.create_task(load())
         if settings.block_startup:
             await task
@@ -212,7 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=(
             "Offline face analysis as a service: detection, landmarks, embeddings, verification, attributes, "
             "identification against a gallery. Send `X-API-Key: <key>` (keys: `facelab keys create --role read|admin`). "
-            "Errors are `{\"error\": {\"code\", \"message\", \"request_id\"}}`."
+            'Errors are `{"error": {"code", "message", "request_id"}}`.'
         ),
         lifespan=lifespan,
         docs_url=None,
@@ -225,7 +265,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=[API_KEY_HEADER, "Authorization", "Content-Type", "X-Request-ID"]
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[API_KEY_HEADER, "Authorization", "Content-Type", "X-Request-ID"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)
@@ -290,19 +333,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with anyio.fail_after(settings.request_timeout):
                 return await anyio.to_thread.run_sync(fn, limiter=runtime["limiter"], abandon_on_cancel=True)
         except TimeoutError:
-            raise ApiError(503, "timeout", f"the request took longer than {settings.request_timeout:g} s (server busy, or a very large image)", {"Retry-After": "5"}) from None
+            raise ApiError(
+                503,
+                "timeout",
+                f"the request took longer than {settings.request_timeout:g} s (server busy, or a very large image)",
+                {"Retry-After": "5"},
+            ) from None
 
     def image_body(raw: bool = True) -> dict[str, Any]:
         return openapi_body(ImageBody, {"image": "the image file"}, raw=raw)
 
-    DetectorQ = Annotated[str | None, Query(description=f"Face detector, one of: {', '.join(settings.detectors)} (default {settings.detector}).", max_length=40)]
-    AnnotateQ = Annotated[bool, Query(description="Add `annotated_image`: a JPEG data URL of the image with boxes, landmarks and labels drawn.")]
+    DetectorQ = Annotated[
+        str | None,
+        Query(description=f"Face detector, one of: {', '.join(settings.detectors)} (default {settings.detector}).", max_length=40),
+    ]
+    AnnotateQ = Annotated[
+        bool, Query(description="Add `annotated_image`: a JPEG data URL of the image with boxes, landmarks and labels drawn.")
+    ]
     EmbeddingsQ = Annotated[bool, Query(description="Include the embedding vectors in the faces.")]
     TopKQ = Annotated[int, Query(ge=1, le=20, description="Candidates per face.")]
     NameP = Annotated[str, Path(description="The person's name.", min_length=1, max_length=200)]
     recog = {"tags": ["recognition"], "responses": {200: json_response("ImageResult"), **error_responses(413, 415, 422)}}
 
-    async def one_image(request: Request, faces_of: Callable[[Any], list], *, embeddings: bool = True, annotate: bool = False) -> dict[str, Any]:
+    async def one_image(
+        request: Request, faces_of: Callable[[Any], list], *, embeddings: bool = True, annotate: bool = False
+    ) -> dict[str, Any]:
         """Read the request's image, then (in a worker thread) decode it, find its faces and make the ImageResult JSON."""
         raw = (await read_images(request, settings, ("image",)))["image"]
 
@@ -326,18 +381,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detector: DetectorQ = None,
         annotate: AnnotateQ = False,
     ) -> Any:
-        return await one_image(request, lambda img: engine.faces(img, engine.pipeline(detector, landmarks=model), identify=False), annotate=annotate)
+        return await one_image(
+            request, lambda img: engine.faces(img, engine.pipeline(detector, landmarks=model), identify=False), annotate=annotate
+        )
 
     @app.post("/v1/embed", summary="Face embeddings (made as the gallery makes them)", openapi_extra=image_body(), **recog)
     async def embed_route(request: Request, _: Read, detector: DetectorQ = None) -> Any:
         return await one_image(request, lambda img: engine.faces(img, engine.pipeline(detector, embed=True), identify=False))
 
-    @app.post("/v1/analyze", summary="Everything per face: landmarks, attributes, and names when the gallery has people", openapi_extra=image_body(), **recog)
+    @app.post(
+        "/v1/analyze",
+        summary="Everything per face: landmarks, attributes, and names when the gallery has people",
+        openapi_extra=image_body(),
+        **recog,
+    )
     async def analyze_route(
         request: Request,
         _: Read,
-        actions: Annotated[str, Query(description="Attributes: any of age,gender,emotion,ethnicity, or all; empty for none.", max_length=100)] = "",
-        identify: Annotated[Literal["auto", "on", "off"], Query(description="auto: name faces when the gallery has people; on: an empty gallery is an error.")] = "auto",
+        actions: Annotated[
+            str, Query(description="Attributes: any of age,gender,emotion,ethnicity, or all; empty for none.", max_length=100)
+        ] = "",
+        identify: Annotated[
+            Literal["auto", "on", "off"],
+            Query(description="auto: name faces when the gallery has people; on: an empty gallery is an error."),
+        ] = "auto",
         landmarks: Annotated[bool, Query(description="Compute 68-point landmarks.")] = True,
         top_k: TopKQ = 3,
         detector: DetectorQ = None,
@@ -349,7 +416,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         acts = parse_actions(actions)
         ident = {"auto": None, "on": True, "off": False}[identify]
 
-
         def faces_of(img):
             pipe = engine.pipeline(detector, landmarks=landmarks, embed=ident is not False or embeddings, actions=acts)
             return engine.faces(img, pipe, identify=ident, top_k=top_k)
@@ -357,7 +423,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await one_image(request, faces_of, embeddings=embeddings, annotate=annotate)
 
     @app.post("/v1/identify", summary="Who is each face? (name, or 'unknown')", openapi_extra=image_body(), **recog)
-    async def identify_route(request: Request, _: Read, top_k: TopKQ = 3, annotate: AnnotateQ = False, embeddings: EmbeddingsQ = False) -> Any:
+    async def identify_route(
+        request: Request, _: Read, top_k: TopKQ = 3, annotate: AnnotateQ = False, embeddings: EmbeddingsQ = False
+    ) -> Any:
         return await one_image(request, lambda img: engine.identify(img, top_k), embeddings=embeddings, annotate=annotate)
 
     @app.post(
@@ -370,7 +438,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def verify_route(
         request: Request,
         _: Read,
-        threshold: Annotated[float | None, Query(gt=0, le=10, description="Distance at or below which the faces match (default: the model's calibrated one).")] = None,
+        threshold: Annotated[
+            float | None,
+            Query(gt=0, le=10, description="Distance at or below which the faces match (default: the model's calibrated one)."),
+        ] = None,
         embeddings: EmbeddingsQ = False,
     ) -> Any:
         raws = await read_images(request, settings, ("image1", "image2"))
@@ -390,7 +461,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     gal = {"tags": ["gallery"]}
 
-    @app.get("/v1/gallery", summary="The gallery: store, model, threshold, and everyone enrolled", responses={200: json_response("Gallery"), **error_responses()}, **gal)
+    @app.get(
+        "/v1/gallery",
+        summary="The gallery: store, model, threshold, and everyone enrolled",
+        responses={200: json_response("Gallery"), **error_responses()},
+        **gal,
+    )
     async def gallery_route(_: Read) -> Any:
         def compute():
             info = engine.gallery.info()
@@ -403,14 +479,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/v1/gallery/people",
         summary="Enrol a person from one or more images (admin)",
-        openapi_extra=openapi_body(EnrollBody, {"image": "an image of the person (repeat the field for more)"}, {"name": "the person's name"}),
+        openapi_extra=openapi_body(
+            EnrollBody, {"image": "an image of the person (repeat the field for more)"}, {"name": "the person's name"}
+        ),
         responses={200: json_response("EnrollResponse"), **error_responses(409, 413, 415, 422)},
         **gal,
     )
     async def enroll_route(
         request: Request,
         _: Admin,
-        box: Annotated[str | None, Query(description="Enrol the face in this box ('left,top,right,bottom', e.g. from /v1/analyze) instead of the largest.", max_length=100)] = None,
+        box: Annotated[
+            str | None,
+            Query(
+                description="Enrol the face in this box ('left,top,right,bottom', e.g. from /v1/analyze) instead of the largest.",
+                max_length=100,
+            ),
+        ] = None,
     ) -> Any:
         face_box = _parse_box(box)
         mt = media_type(request)
@@ -421,7 +505,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             body = parse_json(await request.body(), EnrollBody)
             raws, name = [from_ref(r, settings, f"images[{i}]") for i, r in enumerate(body.images)], body.name
         else:
-            raise ApiError(415, "unsupported_media_type", f"send multipart/form-data (fields name, image) or application/json, not {mt or 'no content type'!r}")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"send multipart/form-data (fields name, image) or application/json, not {mt or 'no content type'!r}",
+            )
         if not name.strip():
             raise ApiError(422, "invalid_request", "give the person's name (field 'name')")
         if not raws:
@@ -435,19 +523,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ok = [r for r in results if r.ok]
             if not ok:
                 bad = results[0]
-                raise ApiError(_ENROLL_STATUS.get(bad.error_code or "", 400), bad.error_code or "not_enrolled", f"{bad.source}: {bad.note or bad.status}")
+                raise ApiError(
+                    _ENROLL_STATUS.get(bad.error_code or "", 400),
+                    bad.error_code or "not_enrolled",
+                    f"{bad.source}: {bad.note or bad.status}",
+                )
             return {"person": engine.gallery.person(ok[0].person).to_dict(), "results": [r.to_dict() for r in results]}
 
         return await run(compute)
 
-    @app.get("/v1/gallery/people/{name:path}", summary="One person and their stored embeddings (without vectors)", responses={200: json_response("PersonDetail"), **error_responses(404)}, **gal)
+    @app.get(
+        "/v1/gallery/people/{name:path}",
+        summary="One person and their stored embeddings (without vectors)",
+        responses={200: json_response("PersonDetail"), **error_responses(404)},
+        **gal,
+    )
     async def person_route(name: NameP, _: Read) -> Any:
-        return await run(lambda: {"person": engine.gallery.person(name).to_dict(), "embeddings": [e.to_dict() for e in engine.gallery.embeddings(name)]})
+        return await run(
+            lambda: {"person": engine.gallery.person(name).to_dict(), "embeddings": [e.to_dict() for e in engine.gallery.embeddings(name)]}
+        )
 
     @app.patch(
         "/v1/gallery/people/{name:path}",
         summary="Rename a person (admin)",
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RenameBody"}}}}},
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RenameBody"}}}}
+        },
         responses={200: json_response("Person"), **error_responses(404, 409, 415)},
         **gal,
     )
@@ -462,11 +563,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return await run(compute)
 
-    @app.delete("/v1/gallery/people/{name:path}", summary="Remove a person and their embeddings (admin)", responses={200: json_response("Removed"), **error_responses(404)}, **gal)
+    @app.delete(
+        "/v1/gallery/people/{name:path}",
+        summary="Remove a person and their embeddings (admin)",
+        responses={200: json_response("Removed"), **error_responses(404)},
+        **gal,
+    )
     async def remove_route(name: NameP, _: Admin) -> Any:
         return await run(lambda: {"name": name, "removed_embeddings": engine.gallery.remove(name)})
 
-    @app.delete("/v1/gallery/embeddings/{embedding_id}", summary="Remove one stored embedding (admin)", responses={200: json_response("Removed"), **error_responses(404)}, **gal)
+    @app.delete(
+        "/v1/gallery/embeddings/{embedding_id}",
+        summary="Remove one stored embedding (admin)",
+        responses={200: json_response("Removed"), **error_responses(404)},
+        **gal,
+    )
     async def remove_embedding_route(embedding_id: Annotated[int, Path(ge=1, le=2**62)], _: Admin) -> Any:
         def compute():
             rec = next((e for e in engine.gallery.embeddings() if e.id == embedding_id), None)
@@ -503,7 +614,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "detectors": list(settings.detectors),
             "actions": list(ACTIONS),
             "url_images": settings.allow_urls,
-            "limits": {"max_body_bytes": settings.max_body_bytes, "max_pixels": settings.max_pixels, "request_timeout_s": settings.request_timeout, "max_images": settings.max_images},
+            "limits": {
+                "max_body_bytes": settings.max_body_bytes,
+                "max_pixels": settings.max_pixels,
+                "request_timeout_s": settings.request_timeout,
+                "max_images": settings.max_images,
+            },
         }
 
     @app.get("/v1/whoami", summary="The role of the key sent", responses=error_responses(), **svc)
@@ -529,8 +645,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from fastapi.openapi.docs import get_swagger_ui_html
 
         if "docs/swagger-ui-bundle.js" not in static:
-            return HTMLResponse('<p>Swagger UI is not installed (pip install "facelab[server]"); the API is described in <a href="/openapi.json">/openapi.json</a>.</p>')
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="facelab API", swagger_js_url="/static/docs/swagger-ui-bundle.js", swagger_css_url="/static/docs/swagger-ui.css", swagger_favicon_url="/static/favicon.png")
+            return HTMLResponse(
+                '<p>Swagger UI is not installed (pip install "facelab[server]"); '
+                'the API is described in <a href="/openapi.json">/openapi.json</a>.</p>'
+            )
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="facelab API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.png",
+        )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,7 +11,9 @@ import typer
 from ..cli import _guard, err, fail
 from ..types import to_json
 
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Server data folder: API keys and the default gallery (default $FACELAB_HOME/server).")]
+DataDirOpt = Annotated[
+    Optional[Path], typer.Option("--data-dir", help="Server data folder: API keys and the default gallery (default $FACELAB_HOME/server).")
+]
 
 keys_app = typer.Typer(help="API keys of the server: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -26,17 +28,25 @@ def _settings(data_dir: Path | None, **kw):
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-    db: Annotated[Optional[str], typer.Option("--db", help="Gallery: a path, sqlite:///path or postgresql://... (default DATA_DIR/gallery.db).")] = None,
+    db: Annotated[
+        Optional[str], typer.Option("--db", help="Gallery: a path, sqlite:///path or postgresql://... (default DATA_DIR/gallery.db).")
+    ] = None,
     data_dir: DataDirOpt = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes (each loads the models once).")] = 1,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Requests computed at once per worker (the rest queue).")] = 2,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without API keys (only for a trusted machine or network).")] = False,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Cap on a request body (all its images).")] = 20.0,
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Cap on a decoded image's pixels.")] = 25_000_000,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds a request may compute (queueing included) before 503.")] = 30.0,
-    cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Allow browser calls from this origin (repeat; CORS is off by default).")] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds a request may compute (queueing included) before 503.")
+    ] = 30.0,
+    cors_origin: Annotated[
+        Optional[list[str]], typer.Option("--cors-origin", help="Allow browser calls from this origin (repeat; CORS is off by default).")
+    ] = None,
     no_urls: Annotated[bool, typer.Option("--no-urls", help="Refuse images given as URLs.")] = False,
-    allow_private_urls: Annotated[bool, typer.Option("--allow-private-urls", help="Also fetch URLs on local/private addresses (SSRF risk).")] = False,
+    allow_private_urls: Annotated[
+        bool, typer.Option("--allow-private-urls", help="Also fetch URLs on local/private addresses (SSRF risk).")
+    ] = False,
     detector: Annotated[str, typer.Option("--detector", "-d", help="Default detector (hog or cnn).")] = "hog",
     min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face to find, in pixels.")] = 40,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
@@ -72,7 +82,16 @@ def serve(
         err(f"warning: --no-auth on {host}: anyone who reaches this address can enrol and delete people")
     os.environ[SETTINGS_ENV] = s.to_json()
     typer.echo(f"facelab serving on http://{host}:{port}/ (API docs: /docs; data: {s.data_dir})", err=True)
-    uvicorn.run("facelab.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False, log_level=log_level, timeout_keep_alive=5)
+    uvicorn.run(
+        "facelab.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level=log_level,
+        timeout_keep_alive=5,
+    )
 
 
 @_guard

@@ -64,7 +64,9 @@ class Engine:
             raise InputError(f"detector {det!r} is not offered by this server (choose from: {', '.join(self.settings.detectors)})")
         return det
 
-    def pipeline(self, detector: str | None = None, *, landmarks: bool | str = False, embed: bool = False, actions: Sequence[str] = ()) -> FaceAnalysis:
+    def pipeline(
+        self, detector: str | None = None, *, landmarks: bool | str = False, embed: bool = False, actions: Sequence[str] = ()
+    ) -> FaceAnalysis:
         """The pipeline for one request (cheap: models are shared per process).
 
         Embeddings are made the way the gallery makes them (its embedder and
@@ -115,15 +117,13 @@ def crop_around(image: np.ndarray, box: Box, margin: float = 1.0) -> np.ndarray:
     """The region of ``image`` around ``box``, grown by ``margin`` box sizes on every side (so the detector sees context)."""
     h, w = image.shape[:2]
     b = box.scaled(1.0 + 2.0 * margin).clipped(w, h)
-    l, t, r, btm = int(b.left), int(b.top), int(np.ceil(b.right)), int(np.ceil(b.bottom))
-    if r - l < 8 or btm - t < 8:
+    x0, y0, x1, y1 = int(b.left), int(b.top), int(np.ceil(b.right)), int(np.ceil(b.bottom))
+    if x1 - x0 < 8 or y1 - y0 < 8:
         raise InputError(f"box {box.to_dict()} is outside the {w}x{h} image or too small")
-    return np.ascontiguousarray(image[t:btm, l:r])
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
 
 
-def result_dict(
-    source: str, image: np.ndarray, faces: list[Face], *, embeddings: bool = True, annotate: bool = False
-) -> dict[str, Any]:
+def result_dict(source: str, image: np.ndarray, faces: list[Face], *, embeddings: bool = True, annotate: bool = False) -> dict[str, Any]:
     """``ImageResult.to_dict()`` (+ ``annotated_image``, a JPEG data URL, when asked)."""
     if not embeddings:
         for f in faces:

@@ -133,7 +133,9 @@ def check_host(url: str, settings: Settings) -> None:
             raise ApiError(403, "url_not_allowed", f"{parts.hostname} is a local or private address; this server only fetches public URLs")
 
 
-async def read_multipart(request: Request, settings: Settings, files: tuple[str, ...], text: tuple[str, ...] = ()) -> tuple[dict[str, list[RawImage]], dict[str, str]]:
+async def read_multipart(
+    request: Request, settings: Settings, files: tuple[str, ...], text: tuple[str, ...] = ()
+) -> tuple[dict[str, list[RawImage]], dict[str, str]]:
     """File fields (each may repeat) and text fields of a multipart form."""
     form = await request.form(max_files=settings.max_images + 2, max_fields=len(text) + len(files) + 8, max_part_size=64 * 1024)
     images: dict[str, list[RawImage]] = {f: [] for f in files}
@@ -165,7 +167,9 @@ async def read_images(request: Request, settings: Settings, fields: tuple[str, .
         out = {}
         for f in fields:
             if len(got[f]) != 1:
-                raise ApiError(422, "invalid_request", f"send exactly one file in the form field {f!r}" + (f" (got {len(got[f])})" if got[f] else ""))
+                raise ApiError(
+                    422, "invalid_request", f"send exactly one file in the form field {f!r}" + (f" (got {len(got[f])})" if got[f] else "")
+                )
             out[f] = got[f][0]
         return out
     if mt == "application/json":
@@ -174,7 +178,13 @@ async def read_images(request: Request, settings: Settings, fields: tuple[str, .
         return {f: from_ref(getattr(body, f), settings, f) for f in fields}
     if len(fields) == 1 and (mt.startswith("image/") or mt == "application/octet-stream"):
         return {fields[0]: RawImage("body", data=await request.body())}
-    raise ApiError(415, "unsupported_media_type", f"send multipart/form-data (field{'s' if len(fields) > 1 else ''} {', '.join(fields)}), application/json" + (" or an image/* body" if len(fields) == 1 else "") + f", not {mt or 'no content type'!r}")
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"send multipart/form-data (field{'s' if len(fields) > 1 else ''} {', '.join(fields)}), application/json"
+        + (" or an image/* body" if len(fields) == 1 else "")
+        + f", not {mt or 'no content type'!r}",
+    )
 
 
 def decode(raw: RawImage, settings: Settings) -> np.ndarray:
@@ -186,7 +196,9 @@ def decode(raw: RawImage, settings: Settings) -> np.ndarray:
     return load_image(url, max_pixels=settings.max_pixels, max_bytes=settings.max_body_bytes, timeout=settings.url_timeout)
 
 
-def openapi_body(json_model: type[BaseModel], files: dict[str, str], text: dict[str, str] | None = None, raw: bool = False) -> dict[str, Any]:
+def openapi_body(
+    json_model: type[BaseModel], files: dict[str, str], text: dict[str, str] | None = None, raw: bool = False
+) -> dict[str, Any]:
     """``openapi_extra`` describing a body accepted as JSON, multipart (and a raw image)."""
     props: dict[str, Any] = {k: {"type": "string", "format": "binary", "description": v} for k, v in files.items()}
     props.update({k: {"type": "string", "description": v} for k, v in (text or {}).items()})

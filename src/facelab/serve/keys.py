@@ -83,7 +83,7 @@ class KeyStore:
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read the API keys file ({e})", source=str(self.path)) from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise InputError(f"not a facelab keys file (no \"format\": \"{FORMAT}\")", source=str(self.path))
+            raise InputError(f'not a facelab keys file (no "format": "{FORMAT}")', source=str(self.path))
         try:
             return {k["id"]: ApiKey(**k) for k in doc.get("keys", [])}
         except TypeError as e:

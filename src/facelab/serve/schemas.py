@@ -20,16 +20,29 @@ _nullable_str = {"type": ["string", "null"]}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Box": _obj(["left", "top", "right", "bottom"], {k: _num for k in ("left", "top", "right", "bottom")}),
-    "Landmarks": _obj(["model", "scheme", "points"], {"model": _str, "scheme": _str, "points": {"type": "array", "items": {"type": "array", "items": _num}}}),
+    "Landmarks": _obj(
+        ["model", "scheme", "points"],
+        {"model": _str, "scheme": _str, "points": {"type": "array", "items": {"type": "array", "items": _num}}},
+    ),
     "Embedding": _obj(["model", "vector"], {"model": _str, "vector": {"type": "array", "items": _num}}),
     "Attribute": _obj(
         ["value", "model"],
-        {"value": {"type": ["string", "number"]}, "model": _str, "confidence": _num, "probabilities": {"type": "object", "additionalProperties": _num}},
+        {
+            "value": {"type": ["string", "number"]},
+            "model": _str,
+            "confidence": _num,
+            "probabilities": {"type": "object", "additionalProperties": _num},
+        },
     ),
     "Candidate": _obj(["name", "distance"], {"name": _str, "distance": _num}),
     "Identity": _obj(
         ["name", "distance", "threshold", "candidates"],
-        {"name": {"type": "string", "description": "the person, or 'unknown'"}, "distance": _num, "threshold": _num, "candidates": {"type": "array", "items": _ref("Candidate")}},
+        {
+            "name": {"type": "string", "description": "the person, or 'unknown'"},
+            "distance": _num,
+            "threshold": _num,
+            "candidates": {"type": "array", "items": _ref("Candidate")},
+        },
     ),
     "Face": _obj(
         ["box", "score", "detector", "rotation"],
@@ -57,7 +70,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "Verification": _obj(
         ["same", "distance", "threshold", "model", "metric"],
-        {"same": {"type": "boolean"}, "distance": _num, "threshold": _num, "model": _str, "metric": _str, "face1": _ref("Face"), "face2": _ref("Face")},
+        {
+            "same": {"type": "boolean"},
+            "distance": _num,
+            "threshold": _num,
+            "model": _str,
+            "metric": _str,
+            "face1": _ref("Face"),
+            "face2": _ref("Face"),
+        },
     ),
     "EnrollResult": _obj(
         ["source", "person", "status", "id", "n_faces"],
@@ -75,14 +96,30 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "EnrollResponse": _obj(["person", "results"], {"person": _ref("Person"), "results": {"type": "array", "items": _ref("EnrollResult")}}),
     "StoredEmbedding": _obj(
         ["id", "person", "model", "content_hash"],
-        {"id": _int, "person": _str, "model": _str, "content_hash": _str, "source": _nullable_str, "box": {"type": ["object", "null"]}, "n_faces": {"type": ["integer", "null"]}, "created": _str},
+        {
+            "id": _int,
+            "person": _str,
+            "model": _str,
+            "content_hash": _str,
+            "source": _nullable_str,
+            "box": {"type": ["object", "null"]},
+            "n_faces": {"type": ["integer", "null"]},
+            "created": _str,
+        },
     ),
-    "PersonDetail": _obj(["person", "embeddings"], {"person": _ref("Person"), "embeddings": {"type": "array", "items": _ref("StoredEmbedding")}}),
+    "PersonDetail": _obj(
+        ["person", "embeddings"], {"person": _ref("Person"), "embeddings": {"type": "array", "items": _ref("StoredEmbedding")}}
+    ),
     "Gallery": _obj(["info", "people"], {"info": {"type": "object"}, "people": {"type": "array", "items": _ref("Person")}}),
     "Removed": _obj(["name", "removed_embeddings"], {"name": _str, "removed_embeddings": _int}),
     "Error": _obj(
         ["error"],
-        {"error": _obj(["code", "message"], {"code": {"type": "string", "description": "stable machine-readable code"}, "message": _str, "request_id": _str})},
+        {
+            "error": _obj(
+                ["code", "message"],
+                {"code": {"type": "string", "description": "stable machine-readable code"}, "message": _str, "request_id": _str},
+            )
+        },
     ),
 }
 

@@ -16,14 +16,27 @@ from .stream import DEFAULT_MIN_FACE
 @_guard
 def stream_cmd(
     source: Annotated[str, typer.Argument(help="A video file, a webcam index (0, 1...) or an rtsp:// / http(s):// stream URL.")],
-    every: Annotated[int, typer.Option("--every", "-n", min=1, help="Detect faces on every N-th frame (tracks carry the boxes between).")] = 1,
+    every: Annotated[
+        int, typer.Option("--every", "-n", min=1, help="Detect faces on every N-th frame (tracks carry the boxes between).")
+    ] = 1,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the annotated video (MP4) here.")] = None,
-    jsonl: Annotated[Optional[Path], typer.Option("--jsonl", help="Write JSON lines here: observations per detected frame, then one line per track.")] = None,
-    db: Annotated[Optional[str], typer.Option("--db", help="Gallery to name people from (default $FACELAB_DB, else $FACELAB_HOME/gallery.db when it exists).")] = None,
+    jsonl: Annotated[
+        Optional[Path], typer.Option("--jsonl", help="Write JSON lines here: observations per detected frame, then one line per track.")
+    ] = None,
+    db: Annotated[
+        Optional[str],
+        typer.Option("--db", help="Gallery to name people from (default $FACELAB_DB, else $FACELAB_HOME/gallery.db when it exists)."),
+    ] = None,
     identify: Annotated[bool, typer.Option("--identify/--no-identify", help="Name each track from the gallery.")] = True,
-    actions: Annotated[Optional[str], typer.Option("--actions", "-a", help="Attributes per track: age,gender,emotion,ethnicity (or all).")] = None,
-    show: Annotated[bool, typer.Option("--show", help="Show the annotated frames live in a window (needs a display and OpenCV with GUI).")] = False,
-    max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (live sources run until Ctrl-C otherwise).")] = None,
+    actions: Annotated[
+        Optional[str], typer.Option("--actions", "-a", help="Attributes per track: age,gender,emotion,ethnicity (or all).")
+    ] = None,
+    show: Annotated[
+        bool, typer.Option("--show", help="Show the annotated frames live in a window (needs a display and OpenCV with GUI).")
+    ] = False,
+    max_frames: Annotated[
+        Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (live sources run until Ctrl-C otherwise).")
+    ] = None,
     landmarks: Annotated[str, typer.Option("--landmarks", help="Landmarks drawn: dlib68, dlib5, cnn68, simple15, or none.")] = "dlib68",
     detector: DetectorOpt = "hog",
     min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face to find, in pixels.")] = DEFAULT_MIN_FACE,
@@ -88,7 +101,15 @@ def _progress(source: str, quiet: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]}"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     state: dict = {"task": None, "t0": time.perf_counter()}
 
     def on_frame(fr, info) -> None:

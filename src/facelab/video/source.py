@@ -61,7 +61,9 @@ class VideoSource:
             self.kind = "file"
             self._cap = cv2.VideoCapture(str(p))
         if not self._cap.isOpened():
-            why = {"webcam": "no such camera, or it is busy", "stream": "cannot connect, or the stream is not a video OpenCV reads"}.get(self.kind, "not a video OpenCV can read (format or codec)")
+            why = {"webcam": "no such camera, or it is busy", "stream": "cannot connect, or the stream is not a video OpenCV reads"}.get(
+                self.kind, "not a video OpenCV can read (format or codec)"
+            )
             self._cap.release()
             raise VideoError(why, source=s)
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -143,7 +145,8 @@ class Display:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
             raise VideoError(
-                "--show needs OpenCV with GUI support: this is opencv-python-headless (pip install opencv-python instead), or write --out video.mp4"
+                "--show needs OpenCV with GUI support: this is opencv-python-headless "
+                "(pip install opencv-python instead), or write --out video.mp4"
             ) from None
 
     def show(self, rgb: np.ndarray) -> bool:

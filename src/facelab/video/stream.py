@@ -113,7 +113,12 @@ class StreamProcessor:
         if self.actions:
             prepare_models(self.actions)
         self.pipeline = FaceAnalysis(
-            detector=detector, landmarks=landmarks, embedder=emb_spec, rotate=rotate, flip=flip, detector_options={"min_face": int(min_face)}
+            detector=detector,
+            landmarks=landmarks,
+            embedder=emb_spec,
+            rotate=rotate,
+            flip=flip,
+            detector_options={"min_face": int(min_face)},
         ).prepare()
         from ..embed import get_embedder
 
@@ -185,7 +190,7 @@ def stream(
     on_frame: Callable[[FrameResult, VideoInfo], None] | None = None,
     **options: Any,
 ) -> StreamResult:
-    """Run over a video file, webcam index or stream URL until it ends (or ``max_frames``, or q in the window).
+    """Run over a video file, webcam index or stream URL until it ends (or ``max_frames``, q in the window, Ctrl-C).
 
     ``options`` go to :class:`StreamProcessor` (``detector``, ``min_face``, ``gallery``,
     ``actions``, ``landmarks``...).  Writes the annotated MP4 to ``out`` and JSON lines
@@ -201,33 +206,44 @@ def stream(
         frames = 0
         t0 = time.perf_counter()
         try:
-            for index, frame in src:
-                if max_frames is not None and index >= max_frames:
-                    break
-                fr = proc.process(index, frame)
-                frames += 1
-                if writer is not None:
-                    writer.write(fr.image)
-                if log is not None and fr.detected:
-                    for t in fr.tracks:
-                        log.write(json.dumps(observation(fr, t)) + "\n")
-                if on_frame is not None:
-                    on_frame(fr, info)
-                if display is not None and not display.show(fr.image):
-                    break
-        finally:
+            try:
+                for index, frame in src:
+                    if max_frames is not None and index >= max_frames:
+                        break
+                    fr = proc.process(index, frame)
+                    frames += 1
+                    if writer is not None:
+                        writer.write(fr.image)
+                    if log is not None and fr.detected:
+                        for t in fr.tracks:
+                            log.write(json.dumps(observation(fr, t)) + "\n")
+                    if on_frame is not None:
+                        on_frame(fr, info)
+                    if display is not None and not display.show(fr.image):
+                        break
+            except KeyboardInterrupt:  # Ctrl-C ends a live stream: outputs are still completed
+                pass
             seconds = time.perf_counter() - t0
-            if writer is not None:
-                writer.close()
-            if display is not None:
-                display.close()
-        res = StreamResult(src.name, frames, proc.processed, seconds, info.fps, proc.every, proc.finish(), str(out) if out is not None else None, str(jsonl) if jsonl is not None else None)
-        if log is not None:
-            for t in res.tracks:
-                log.write(json.dumps({"type": "track", **t.to_dict(info.fps)}) + "\n")
-            summary = {k: v for k, v in res.to_dict().items() if k != "tracks"}
-            log.write(json.dumps({"type": "summary", **summary}) + "\n")
-            log.close()
+            res = StreamResult(
+                src.name,
+                frames,
+                proc.processed,
+                seconds,
+                info.fps,
+                proc.every,
+                proc.finish(),
+                str(out) if out is not None else None,
+                str(jsonl) if jsonl is not None else None,
+            )
+            if log is not None:
+                for t in res.tracks:
+                    log.write(json.dumps({"type": "track", **t.to_dict(info.fps)}) + "\n")
+                summary = {k: v for k, v in res.to_dict().items() if k != "tracks"}
+                log.write(json.dumps({"type": "summary", **summary}) + "\n")
+        finally:
+            for closing in (writer, display, log):
+                if closing is not None:
+                    closing.close()
     return res
 
 

@@ -65,7 +65,15 @@ class Track:
             pts = lm.points.copy()
             pts[:, :2] += np.array([dx, dy], np.float32)
             lm = Landmarks(pts, lm.model, lm.scheme)
-        return Face(self.predicted_box(frame), f.score, f.detector, f.rotation, landmarks=lm, identity=self.identity, attributes=dict(self.attributes))
+        return Face(
+            self.predicted_box(frame),
+            f.score,
+            f.detector,
+            f.rotation,
+            landmarks=lm,
+            identity=self.identity,
+            attributes=dict(self.attributes),
+        )
 
     def add(self, face: Face, frame: int) -> None:
         (cx0, cy0), (cx1, cy1) = self.face.box.center, face.box.center
