@@ -131,7 +131,7 @@ def test_keys_cli_creates_hashed_keys_and_revocation_is_immediate(api, serve_env
     made = json.loads(res.stdout)
     key = made["key"]
     text = (serve_env.data_dir / "keys.json").read_text()
-    assert key not in text and key.split("_")[2] not in text  # only the hash is stored
+    assert key not in text and key.split("_", 2)[2] not in text  # only the hash is stored
     assert stat.S_IMODE(os.stat(serve_env.data_dir / "keys.json").st_mode) == 0o600
     assert api.get("/v1/whoami", headers={"X-API-Key": key}).json()["id"] == made["id"]  # picked up while running
     assert runner.invoke(app, ["keys", "revoke", made["id"], "--data-dir", str(serve_env.data_dir)]).exit_code == 0
