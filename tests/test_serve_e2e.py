@@ -1,8 +1,9 @@
 """End to end in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
 
 Upload a photo, enrol the face under a name, upload another photo of the same
-person and see the name on the page; then the gallery and verify tabs.  A
-screenshot of each step is kept in ``test-artifacts/``.
+person and see the name on the page; then the gallery tab (list, delete), a
+webcam photo (Chromium's fake camera) and the verify tab.  Screenshots are kept
+in ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pytest
 
 CHROMIUM = os.environ.get("FACELAB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Chromium's built-in fake camera (a test pattern, no face) and auto-accepted permission prompt, for the webcam button
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +25,14 @@ def browser():
         pytest.skip(f"{CHROMIUM} not found: the browser test needs Debian's Chromium (apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright: pip install -e '.[test]'")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + FAKE_CAMERA)
         yield b
         b.close()
 
 
 def test_enrol_then_recognise_in_the_browser(browser, live_server, serve_env, artifacts):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     from serve_fixtures import SAMPLES
 
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -73,7 +78,29 @@ def test_enrol_then_recognise_in_the_browser(browser, live_server, serve_env, ar
     page.locator("#people-table td.name", has_text="Barack Obama").wait_for()
     assert page.inner_text("#gallery-info").startswith("1 person, 1 photo")
 
-    # 5. verify two photos side by side
+    # 5. delete him again (the page asks first)
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#people-table button.danger").first.click()
+    page.locator("#gallery-status", has_text="deleted Barack Obama").wait_for()
+    assert page.locator("#people-table tbody tr").count() == 0
+
+    # 6. a webcam photo (Chromium's fake camera shows a test pattern: analysed, no face)
+    page.click("button.tab[data-tab=analyze]")
+    page.click("#webcam-start")
+    page.locator("#webcam-video").wait_for()
+    for _ in range(40):  # the snap button does nothing until the camera delivers frames
+        try:
+            with page.expect_response(lambda r: "/v1/analyze" in r.url, timeout=500) as resp:
+                page.click("#webcam-snap")
+            break
+        except PlaywrightTimeout:
+            continue
+    assert resp.value.status == 200
+    page.locator("#analyze-status", has_text="no face found").wait_for()
+    page.click("#webcam-stop")
+    assert page.locator("#webcam").is_hidden()
+
+    # 7. verify two photos side by side
     page.click("button.tab[data-tab=verify]")
     page.set_input_files("#verify-1", str(SAMPLES / "known" / "obama.jpg"))
     page.set_input_files("#verify-2", str(SAMPLES / "photos" / "obama2.jpg"))
