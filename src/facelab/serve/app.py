@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import anyio
+import numpy as np
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -580,11 +581,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def remove_embedding_route(embedding_id: Annotated[int, Path(ge=1, le=2**62)], _: Admin) -> Any:
         def compute():
-            rec = next((e for e in engine.gallery.embeddings() if e.id == embedding_id), None)
-            if rec is None:
+            store = engine.gallery.store
+            pid = store.person_ids_of(np.array([embedding_id])).get(embedding_id)
+            if pid is None:
                 raise ApiError(404, "not_found", f"no stored embedding with id {embedding_id}")
-            engine.gallery.store.remove_embedding(embedding_id)
-            return {"name": rec.person, "removed_embeddings": 1}
+            name = store.person_names().get(pid, "")
+            store.remove_embedding(embedding_id)
+            return {"name": name, "removed_embeddings": 1}
 
         return await run(compute)
 
