@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= test
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean browser
 
 $(BIN)/facelab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,13 @@ demo: setup
 	$(BIN)/facelab verify samples/known/obama.jpg samples/photos/obama2.jpg
 	@echo "Annotated images and results.json are in facelab-out/"
 
-test: setup
+# Debian's Chromium for the browser test (Playwright drives it by path); without it that test skips, saying why
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) \
+		|| echo "chromium not installed (needs root + apt): the browser test will be skipped"; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -50,3 +50,6 @@ def artifacts() -> Path:
 
 # Gallery / identities fixtures (embedded sets, PostgreSQL server, store URLs)
 from identity_fixtures import *  # noqa: E402,F401,F403
+
+# Server fixtures (apps, API keys, live uvicorn server)
+from serve_fixtures import *  # noqa: E402,F401,F403

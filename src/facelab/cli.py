@@ -447,6 +447,8 @@ COMMAND_MODULES: list[str] = [
     "facelab.attributes.cli",
     "facelab.detect.cli",
     "facelab.batch.cli",
+    "facelab.serve.cli",
+    "facelab.video.cli",
 ]
 
 

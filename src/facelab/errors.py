@@ -167,3 +167,12 @@ class EmptyGalleryError(InputError):
     """Identification was asked of a gallery with nobody enrolled."""
 
     code = "empty_gallery"
+
+
+# --- video -----------------------------------------------------------------------
+
+
+class VideoError(InputError):
+    """A video source (file, webcam index, stream URL) cannot be opened or read, or a video output cannot be written."""
+
+    code = "bad_video"

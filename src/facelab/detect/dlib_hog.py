@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .base import DETECTORS, Detector
@@ -16,6 +18,7 @@ class HogDetector(PyramidScan, Detector):
         """``upsample`` fixes dlib's own pyramid-up count (as face_recognition does); None chooses by ``min_face``."""
         super().__init__(**kw)
         self.upsample = upsample
+        self._lock = threading.Lock()  # dlib's object_detector is not safe to call from two threads at once (it releases the GIL)
 
     def load(self) -> None:
         import dlib
@@ -25,5 +28,6 @@ class HogDetector(PyramidScan, Detector):
     def raw(self, image: np.ndarray, upsample: int, threshold: float = 0.0) -> list[tuple[int, int, int, int, float]]:
         """dlib's own output, in dlib's order: ``(left, top, right, bottom, score)`` for ``upsample`` pyramid-ups."""
         self.prepare()
-        rects, scores, _ = self._det.run(image, int(upsample), float(threshold))
+        with self._lock:
+            rects, scores, _ = self._det.run(image, int(upsample), float(threshold))
         return [(r.left(), r.top(), r.right(), r.bottom(), float(s)) for r, s in zip(rects, scores)]

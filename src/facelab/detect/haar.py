@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -20,6 +22,7 @@ class HaarDetector(Detector):
         super().__init__(**kw)
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
+        self._lock = threading.Lock()  # an OpenCV CascadeClassifier is not safe to share between threads
 
     def load(self) -> None:
         if not hasattr(cv2, "CascadeClassifier"):
@@ -37,9 +40,10 @@ class HaarDetector(Detector):
             gray = cv2.resize(gray, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
         min_side = max(self.native_min_face, int(self.min_face * s))
-        rects, _, weights = self._cascade.detectMultiScale3(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side), outputRejectLevels=True
-        )
+        with self._lock:
+            rects, _, weights = self._cascade.detectMultiScale3(
+                gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side), outputRejectLevels=True
+            )
         thr = -np.inf if self.threshold is None else float(self.threshold)
         out = []
         for (x, y, bw, bh), wt in zip(np.asarray(rects).reshape(-1, 4), np.asarray(weights).ravel()):
