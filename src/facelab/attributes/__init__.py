@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..detect import DEFAULT_DETECTOR
 from ..errors import InputError
 from ..models import ModelFile, model_path, register_model_file
 from ..types import Face
@@ -36,7 +37,7 @@ _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facel
 #: facelab's own models: (registry name, model-file key, file, SHA-256, tasks help)
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
     "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "150f43ed92e9b9aea465cc2079dc12dddd6ef54136b05367e8a50bd8406a7a4e", "emotion: facelab's CNN trained on FER2013 (7 classes, 40x40 grey)"),
-    "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "d49dc3e3face27dec03dbd31ba05f1340ea972cfe67a0d6b4f0016229d111146", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
+    "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "e69a22a8ae1afe5bf53cd130644d0558bc288883a67dc01292985d6ab2e00f51", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
 }
 
 for _name, (_key, _file, _sha, _help) in SHIPPED_MODELS.items():
@@ -115,7 +116,7 @@ def attributes(image: Any, faces: list[Face] | None = None, actions: Sequence[st
     return predict_faces(img, faces, parse_actions(actions), models)
 
 
-def predict_attributes(model_file: str, sources: Sequence[Any], *, whole_image: bool = False, detector: str = "hog", workers: int = 1):
+def predict_attributes(model_file: str, sources: Sequence[Any], *, whole_image: bool = False, detector: str = DEFAULT_DETECTOR, workers: int = 1):
     """Run an attributes model file on images (paths, URLs, arrays): one :class:`~facelab.types.ImageResult` each.
 
     Faces are detected (largest first), or with ``whole_image`` each image is taken
@@ -133,7 +134,7 @@ def predict_attributes(model_file: str, sources: Sequence[Any], *, whole_image: 
 class PredictJob:
     """One image -> faces with the model's attributes (picklable for worker processes)."""
 
-    def __init__(self, model: str, whole_image: bool = False, detector: str = "hog"):
+    def __init__(self, model: str, whole_image: bool = False, detector: str = DEFAULT_DETECTOR):
         self.model, self.whole_image, self.detector = model, whole_image, detector
 
     def prepare(self) -> None:
