@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import facelab
-from facelab.detect import detect, get_detector, rotate_image
+from facelab.detect import DEFAULT_DETECTOR, detect, get_detector, rotate_image
 from facelab.detect.rotate import apply_affine
 from facelab.errors import ModelNotFoundError, UnknownBackendError
 from facelab.evaluate import DetectionScore, voc_dataset
@@ -16,7 +16,7 @@ def test_one_face_on_obama(obama):
     faces = detect(obama)
     assert len(faces) == 1
     f = faces[0]
-    assert f.detector == "hog" and f.rotation == 0.0
+    assert f.detector == DEFAULT_DETECTOR == "blazeface_ft" and f.rotation == 0.0
     # the face is in the upper middle of the portrait
     cx, cy = f.box.center
     assert 0.35 < cx / obama.shape[1] < 0.65 and 0.15 < cy / obama.shape[0] < 0.45
@@ -71,7 +71,7 @@ def test_rotation_sweep_finds_a_45_degree_face_and_maps_it_back(biden_small):
     img = biden_small
     upright = detect(img, rotate=False)[0]
     rotated, m = rotate_image(img, -45)
-    assert detect(rotated, rotate=False) == [], "plain HOG should miss this tilted face"
+    assert detect(rotated, rotate=False) == [], "the upright detector should miss this tilted face"
     faces = detect(rotated, rotate=True)
     assert len(faces) == 1
     f = faces[0]

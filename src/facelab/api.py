@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import align as _align
-from .detect import detect, pick_face
+from .detect import DEFAULT_DETECTOR, detect, pick_face
 from .embed import distance, embed, get_embedder
 from .errors import NoFaceError
 from .io import as_image, describe_source
@@ -72,7 +72,7 @@ def verify(
 def analyze(
     image: Any,
     *,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     landmarks: str | None = "dlib68",
     embedder: str | None = "dlib",
     actions: Sequence[str] | str = (),

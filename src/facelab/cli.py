@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from . import __version__
+from .detect import DEFAULT_DETECTOR
 from .errors import FacelabError, InputError, NoFaceError
 from .pipeline import FaceAnalysis
 from .types import Face, ImageResult, to_json
@@ -64,7 +65,9 @@ def fail(msg: str, code: int = EXIT_BAD_INPUT) -> None:
 Paths = Annotated[list[str], typer.Argument(help="Images, folders (searched recursively) or http(s) URLs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Write annotated images and results.json to this folder.")]
-DetectorOpt = Annotated[str, typer.Option("--detector", "-d", help="hog, cnn, haar, or a YuNet-style .onnx file.")]
+DetectorOpt = Annotated[
+    str, typer.Option("--detector", "-d", help="blazeface_ft, blazeface, hog, cnn, haar, a chain such as hog,cnn, or a YuNet-style .onnx file.")
+]
 RotateOpt = Annotated[RotateMode, typer.Option("--rotate", help="Rotation sweep: auto (only if no upright face), on, off, full.")]
 MinFaceOpt = Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes (models load once per worker).")]
@@ -261,7 +264,7 @@ def _guard(fn):
 @_guard
 def detect(
     paths: Paths,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     as_json: JsonOpt = False,
@@ -280,7 +283,7 @@ def detect(
 def landmarks(
     paths: Paths,
     model: Annotated[str, typer.Option("--model", "-m", help="dlib68 or dlib5.")] = "dlib68",
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     as_json: JsonOpt = False,
@@ -302,7 +305,7 @@ def embed(
     paths: Paths,
     model: Annotated[str, typer.Option("--model", "-m", help="dlib, or an ArcFace/SFace-style .onnx file.")] = "dlib",
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Average with the mirrored face (default; thresholds assume it).")] = True,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     as_json: JsonOpt = False,
@@ -350,7 +353,7 @@ def analyze(
     threshold: Annotated[Optional[float], typer.Option("--threshold", "-t", help="Identification distance threshold.")] = None,
     landmarks_model: Annotated[str, typer.Option("--landmarks", help="dlib68 or dlib5.")] = "dlib68",
     model: Annotated[str, typer.Option("--model", "-m", help="Embedder.")] = "dlib",
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     as_json: JsonOpt = False,

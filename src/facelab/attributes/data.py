@@ -293,7 +293,10 @@ def face_chip(image: np.ndarray, face, spec: ChipSpec) -> np.ndarray:
     import dataclasses
 
     from ..align import crop
+    from ..detect.base import dlib_box
 
+    if spec.detector == "hog" and face.detector != "hog":  # framing measured on HOG boxes: map other detectors' boxes there
+        face = dataclasses.replace(face, box=dlib_box(face))
     if spec.shift_x or spec.shift_y:
         side = max(face.box.width, face.box.height)
         b = face.box

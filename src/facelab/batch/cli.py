@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..cli import DetectorOpt, JsonOpt, MinFaceOpt, QuietOpt, RotateMode, RotateOpt, _guard, _rotate_value, err, fail
+from ..detect import DEFAULT_DETECTOR
 from ..gallery.cli import DbOpt
 
 batch_app = typer.Typer(help="Process folders, globs or manifests of images at scale (local processes or a Ray cluster); resumable.", no_args_is_help=True)
@@ -67,7 +68,7 @@ def batch_embed(
     chunk_size: ChunkOpt = 16,
     model: ModelOpt = "dlib",
     flip: FlipOpt = True,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     enroll_db: EnrollOpt = None,
@@ -96,7 +97,7 @@ def batch_analyze(
     landmarks: Annotated[str, typer.Option("--landmarks", help="dlib68, dlib5, cnn68 ... or none.")] = "dlib68",
     model: ModelOpt = "dlib",
     flip: FlipOpt = True,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     enroll_db: EnrollOpt = None,
@@ -128,7 +129,7 @@ def batch_identify(
     match: Annotated[str, typer.Option("--match", help="nearest or centroid.")] = "nearest",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Candidates kept per face.")] = 3,
     flip: FlipOpt = True,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     merge: MergeOpt = True,

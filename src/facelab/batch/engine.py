@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..detect import DEFAULT_DETECTOR
 from ..errors import InputError
 from ..pipeline import FaceAnalysis
 from ..runner import ChunkExecutor, InlineExecutor, ProcessExecutor, default_workers, run_chunks
@@ -62,7 +63,7 @@ class BatchSummary:
 class BatchOptions:
     """The pipeline settings of a batch task (recorded in the output, checked on resume)."""
 
-    detector: str = "hog"
+    detector: str = DEFAULT_DETECTOR
     min_face: int = 40
     rotate: Any = "auto"
     flip: bool = True

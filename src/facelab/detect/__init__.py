@@ -19,7 +19,7 @@ from . import blazeface, blazeface_ft, cascade, dlib_hog, dlib_mmod, haar, onnx_
 from .base import DETECTORS, Detector
 from .rotate import DEFAULT_ANGLES, FULL_ANGLES, rotate_image, sweep, upright_crop
 
-DEFAULT_DETECTOR = "hog"
+DEFAULT_DETECTOR = "blazeface_ft"
 
 Rotate = Union[bool, str, Sequence[float], None]
 

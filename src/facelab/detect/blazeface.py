@@ -97,7 +97,9 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, iou: fl
 
     The cluster keeps the best box's score.
     """
-    order = np.argsort(-scores, kind="stable")
+    # best first; near-equal scores (they saturate at ~1) put the larger box first: it is the whole face
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.lexsort((-area, -np.round(scores, 2)))
     ob, os_, ok = [], [], []
     while order.size:
         best = order[0]
@@ -123,7 +125,9 @@ def suppress_contained(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, f
     detector that also fires on parts of large faces (the lower half, the eyes)
     needs this second pass.
     """
-    order = np.argsort(-scores, kind="stable")
+    # best first; near-equal scores (they saturate at ~1) put the larger box first: it is the whole face
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.lexsort((-area, -np.round(scores, 2)))
     keep: list[int] = []
     for i in order:
         b = boxes[i]
@@ -182,6 +186,23 @@ def letterbox(image: np.ndarray, size: int, *, square: bool = True, multiple: in
         cw, ch = -(-nw // multiple) * multiple, -(-nh // multiple) * multiple
         px = py = 0
     canvas = np.zeros((ch, cw, 3), np.uint8)
+    canvas[py : py + nh, px : px + nw] = small
+    nan = float("nan")
+    return canvas, View(0.0, 0.0, nw / w, float(px), float(py), (nan, nan, nan, nan))
+
+
+def zoomed_out(image: np.ndarray, size: int, factor: float) -> tuple[np.ndarray, View]:
+    """The image shrunk to ``size / factor`` on its long side, centred on a black ``size`` square.
+
+    A detector trained on small faces misses a face that fills the photo (a
+    cropped portrait, an aligned chip); here that face is ``1 / factor`` of the input.
+    """
+    h, w = image.shape[:2]
+    s = size / (factor * max(h, w))
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    canvas = np.zeros((size, size, 3), np.uint8)
+    px, py = (size - nw) // 2, (size - nh) // 2
     canvas[py : py + nh, px : px + nw] = small
     nan = float("nan")
     return canvas, View(0.0, 0.0, nw / w, float(px), float(py), (nan, nan, nan, nan))
@@ -271,6 +292,7 @@ class SSDFaceDetector(Detector):
         nms_iou: float = 0.3,
         contain: float | None = None,
         max_tiles: int = 64,
+        zoom_out: float | None = None,
         threads: int | None = None,
         **kw,
     ):
@@ -284,12 +306,17 @@ class SSDFaceDetector(Detector):
         self.nms_iou = float(nms_iou)
         self.contain = self.default_contain if contain is None else (float(contain) or None)
         self.max_tiles = int(max_tiles)
+        self.zoom_out = self.default_zoom_out if zoom_out is None else (float(zoom_out) or None)
+        if self.zoom_out is not None and self.zoom_out <= 1.0:
+            raise ValueError(f"zoom_out must be > 1 (or 0 for off), not {zoom_out!r}")
         self.threads = threads
         self._lock = threading.Lock()
 
     default_threshold = 0.5
     #: suppress boxes mostly inside a better one (see :func:`suppress_contained`); None: off
     default_contain: float | None = None
+    #: also scan the image shrunk by this factor on a blank canvas (faces filling the photo); None: off
+    default_zoom_out: float | None = None
 
     @property
     def min_score(self) -> float:
@@ -327,6 +354,10 @@ class SSDFaceDetector(Detector):
         canvas, view = letterbox(image, self.input_size, square=self.square_input)
         inputs, views = [canvas], [view]
         h, w = image.shape[:2]
+        if self.zoom_out:
+            inputs_z, view_z = zoomed_out(image, self.input_size, self.zoom_out)
+            inputs.append(inputs_z)
+            views.append(view_z)
         for s in self.tile_scales(h, w):
             budget = self.max_tiles - len(inputs)
             if budget <= 0:

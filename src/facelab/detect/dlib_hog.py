@@ -10,7 +10,7 @@ from .base import DETECTORS, Detector
 from .scale import PyramidScan
 
 
-@DETECTORS.register("hog", help="dlib HOG + SVM (default; fast on CPU, frontal faces)")
+@DETECTORS.register("hog", help="dlib HOG + SVM (fast on CPU, frontal faces >= 80 px; verification and compat use it)")
 class HogDetector(PyramidScan, Detector):
     name = "hog"
 

@@ -33,6 +33,7 @@ from ..cli import (
     fail,
     run_images,
 )
+from ..detect import DEFAULT_DETECTOR
 from ..types import Face, to_json
 
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="Gallery: a file path, sqlite:///path or postgresql://... (default $FACELAB_DB, else $FACELAB_HOME/gallery.db).")]
@@ -83,7 +84,7 @@ def enroll(
     images: Annotated[list[str], typer.Argument(help="Images of this person (the largest face of each is enrolled).")],
     db: DbOpt = None,
     model: ModelOpt = None,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     whole_image: FallbackOpt = False,
@@ -107,7 +108,7 @@ def enroll_dir(
     folder: Annotated[Path, typer.Argument(help="A folder with one sub-folder of images per person (DIR/<name>/*.jpg).")],
     db: DbOpt = None,
     model: ModelOpt = None,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     whole_image: FallbackOpt = False,
@@ -151,7 +152,7 @@ def identify(
     match: Annotated[str, typer.Option("--match", help="nearest (closest enrolled embedding) or centroid (mean of a person's embeddings).")] = "nearest",
     search: Annotated[str, typer.Option("--search", help="auto, exact, faiss or pgvector.")] = "auto",
     model: ModelOpt = None,
-    detector: DetectorOpt = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = RotateMode.auto,
     min_face: MinFaceOpt = 40,
     as_json: JsonOpt = False,

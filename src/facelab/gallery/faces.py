@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..detect import detect
+from ..detect import DEFAULT_DETECTOR, detect
 from ..embed import get_embedder
 from ..pipeline import FaceAnalysis
 from ..types import Box, Face
@@ -55,7 +55,7 @@ def vector_hash(vector: np.ndarray, model: str) -> str:
     return "vec:" + hashlib.sha256(model.encode() + b"\0" + v.tobytes()).hexdigest()
 
 
-def enroll_pipeline(embedder: str = "dlib", detector: str = "hog", *, min_face: int = 40, rotate: Any = "auto", flip: bool = True) -> FaceAnalysis:
+def enroll_pipeline(embedder: str = "dlib", detector: str = DEFAULT_DETECTOR, *, min_face: int = 40, rotate: Any = "auto", flip: bool = True) -> FaceAnalysis:
     """The pipeline used to embed enrolment images (no 68-point landmarks: the embedder aligns itself)."""
     return FaceAnalysis(detector=detector, landmarks=None, embedder=embedder, rotate=rotate, flip=flip, detector_options={"min_face": int(min_face)})
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..detect import DEFAULT_DETECTOR
 from ..embed import get_embedder, metric_of
 from ..errors import EmptyGalleryError, FacelabError, InputError, ModelMismatchError
 from ..io import as_image, describe_source, load_image
@@ -95,7 +96,7 @@ class Gallery:
         db: str | os.PathLike[str] | None = None,
         *,
         model: str | None = None,
-        detector: str = "hog",
+        detector: str = DEFAULT_DETECTOR,
         min_face: int = 40,
         rotate: Any = "auto",
         flip: bool = True,

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..detect.base import dlib_box
 from ..errors import ModelError, ModelNotFoundError
 from ..models import ModelFile, register_model_file
 from ..types import Face, Landmarks
@@ -42,12 +43,13 @@ class CropSpec:
 
     def matrix(self, face: Face) -> np.ndarray:
         """2x3 affine from image pixels to the crop (upright for faces found by the rotation sweep)."""
-        b = face.box
+        b = dlib_box(face)  # the networks are trained on HOG's boxes: other detectors' boxes are mapped there
         side = max(b.width, b.height)
-        cx, cy = b.center
-        # the shift is along the face's own vertical axis (the face may be rotated in the image)
+        # shifts are along the face's own axes (the face may be rotated in the image): the box adapter's, then y_shift
+        dx, dy = b.center[0] - face.box.center[0], b.center[1] - face.box.center[1] + self.y_shift * side
         t = math.radians(face.rotation)
-        cx, cy = cx - self.y_shift * side * math.sin(t), cy + self.y_shift * side * math.cos(t)
+        cx, cy = face.box.center
+        cx, cy = cx + dx * math.cos(t) - dy * math.sin(t), cy + dx * math.sin(t) + dy * math.cos(t)
         m = cv2.getRotationMatrix2D((cx, cy), face.rotation, self.input_size / max(1.0, side * self.crop_scale))
         m[0, 2] += self.input_size / 2.0 - cx
         m[1, 2] += self.input_size / 2.0 - cy

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..cli import _guard, err, fail
+from ..detect import DEFAULT_DETECTOR
 from ..types import to_json
 
 DataDirOpt = Annotated[
@@ -47,7 +48,7 @@ def serve(
     allow_private_urls: Annotated[
         bool, typer.Option("--allow-private-urls", help="Also fetch URLs on local/private addresses (SSRF risk).")
     ] = False,
-    detector: Annotated[str, typer.Option("--detector", "-d", help="Default detector (hog or cnn).")] = "hog",
+    detector: Annotated[str, typer.Option("--detector", "-d", help="Default detector (blazeface_ft, blazeface, hog or cnn).")] = DEFAULT_DETECTOR,
     min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face to find, in pixels.")] = 40,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..detect import DEFAULT_DETECTOR
 from ..errors import InputError
 
 #: Environment variable carrying the settings (JSON) to ``uvicorn --workers N`` worker processes.
@@ -42,8 +43,8 @@ class Settings:
     allow_urls: bool = True  # accept {"url": "http(s)://..."} images
     allow_private_urls: bool = False  # ... also on loopback / private / link-local addresses (SSRF guard)
     url_timeout: float = 10.0
-    detector: str = "hog"
-    detectors: tuple[str, ...] = ("hog", "cnn")  # what a request may ask for with ?detector=
+    detector: str = DEFAULT_DETECTOR
+    detectors: tuple[str, ...] = ("blazeface_ft", "blazeface", "hog", "cnn")  # what a request may ask for with ?detector=
     min_face: int = 40
     landmarks: str = "dlib68"
     max_images: int = 10  # images per enrol request

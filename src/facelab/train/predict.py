@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..detect import DEFAULT_DETECTOR
 from ..errors import InputError
 
 
@@ -23,7 +24,7 @@ from ..errors import InputError
 class PredictOptions:
     """The shared options of ``facelab predict`` (detection and output)."""
 
-    detector: str = "hog"
+    detector: str = DEFAULT_DETECTOR
     rotate: Any = "auto"  # facelab.cli.RotateMode
     min_face: int = 40
     as_json: bool = False

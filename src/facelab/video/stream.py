@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..detect import DEFAULT_DETECTOR
 from ..embed import metric_of
 from ..errors import VideoError
 from ..pipeline import FaceAnalysis
@@ -87,7 +88,7 @@ class StreamProcessor:
         self,
         *,
         every: int = 1,
-        detector: str = "hog",
+        detector: str = DEFAULT_DETECTOR,
         min_face: int = DEFAULT_MIN_FACE,
         rotate: Any = False,
         landmarks: str | None = "dlib68",
