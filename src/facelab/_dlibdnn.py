@@ -1057,15 +1057,10 @@ def preprocess(rgb_uint8_batch: np.ndarray, means: Sequence[float] = DLIB_DEFAUL
 
 
 def create_session(onnx_path: str | os.PathLike, intra_op_threads: int | None = None):
-    """onnxruntime CPU session with sensible defaults."""
-    import onnxruntime as ort
+    """onnxruntime CPU session with facelab's defaults (see :func:`facelab.models.ort_session`)."""
+    from .models import ort_session
 
-    so = ort.SessionOptions()
-    if intra_op_threads:
-        so.intra_op_num_threads = int(intra_op_threads)
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(onnx_path), sess_options=so, providers=["CPUExecutionProvider"])
+    return ort_session(onnx_path, intra_op_threads, what="converted dlib network")
 
 
 def _session_meta(session) -> dict[str, Any]:

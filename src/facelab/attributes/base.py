@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,15 +40,3 @@ def probs_attribute(probs: np.ndarray, classes: Sequence[str], model: str) -> At
     return Attribute(str(classes[k]), model, {str(c): float(v) for c, v in zip(classes, p)}, float(p[k]))
 
 
-def ort_session(path: str | os.PathLike[str], threads: int | None = None):
-    """An onnxruntime CPU session (threads: argument, else ``$FACELAB_THREADS``, else default)."""
-    import onnxruntime as ort
-
-    from ..embed.dlib_resnet import ort_threads
-
-    opts = ort.SessionOptions()
-    n = ort_threads(threads)
-    if n:
-        opts.intra_op_num_threads = n
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

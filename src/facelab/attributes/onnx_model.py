@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, ModelNotFoundError
+from ..models import ort_session
 from ..types import Attribute, Face
-from .base import ATTRIBUTE_MODELS, AttributeModel, ort_session, probs_attribute
+from .base import ATTRIBUTE_MODELS, AttributeModel, probs_attribute
 from .data import ChipSpec, face_chip
 
 KIND = "attributes"
@@ -80,10 +81,7 @@ class OnnxAttributeModel(AttributeModel):
         self.classes: dict[str, list[str]] = {t: list(c) for t, c in self.meta["tasks"].items()}
         self.input = self.meta.get("input", "chip")
         self.spec = ChipSpec.from_dict(self.meta.get("chip", {}))
-        try:
-            self._sess = ort_session(self.path, self.threads)
-        except Exception as e:
-            raise ModelError(f"{self.path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
+        self._sess = ort_session(self.path, self.threads, what="attribute model")
         self._outputs = [o.name for o in self._sess.get_outputs()]
         missing = [t for t in self.tasks if t not in self._outputs]
         if missing:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..embed.dlib_resnet import ort_threads
-from ..errors import ModelError
-from ..models import ModelFile, model_path, register_model_file
+from ..models import ModelFile, model_path, ort_session, register_model_file
 from .base import DETECTORS
 from .blazeface import SSDFaceDetector, ssd_anchors
 
@@ -61,19 +59,7 @@ class BlazeFaceFineTuned(SSDFaceDetector):
         self._anchor_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def load(self) -> None:
-        import onnxruntime as ort
-
-        path = model_path("blazeface_ft")
-        so = ort.SessionOptions()
-        threads = ort_threads(self.threads)
-        if threads:
-            so.intra_op_num_threads = threads
-        # no busy-waiting between ops: on a shared CPU spinning threads made this model 3x slower
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(f"cannot load {path} ({str(e).strip().splitlines()[0]})") from None
+        self._sess = ort_session(model_path("blazeface_ft"), self.threads, what="detector")
 
     def _anchors(self, height: int, width: int) -> np.ndarray:
         key = (height, width)

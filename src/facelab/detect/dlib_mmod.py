@@ -10,7 +10,6 @@ import threading
 
 import numpy as np
 
-from ..embed.dlib_resnet import ort_threads
 from ..models import model_path
 from .base import DETECTORS, Detector
 from .scale import PyramidScan
@@ -34,7 +33,7 @@ class MmodDetector(PyramidScan, Detector):
         if self.backend == "onnx":
             from .._dlibdnn import converted_onnx_path, create_session
 
-            self._sess = create_session(converted_onnx_path(path), ort_threads(self.threads))
+            self._sess = create_session(converted_onnx_path(path), self.threads)
         else:
             import dlib
 

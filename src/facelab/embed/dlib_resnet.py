@@ -11,21 +11,12 @@ Two backends give the same numbers (max difference ~3e-7): ``backend="onnx"``
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
 
 from ..models import model_path
 from .base import EMBEDDERS, Embedder
-
-
-def ort_threads(threads: int | None) -> int | None:
-    """Intra-op threads for onnxruntime sessions: argument, else ``$FACELAB_THREADS``, else onnxruntime's default."""
-    if threads:
-        return int(threads)
-    env = os.environ.get("FACELAB_THREADS")
-    return int(env) if env else None
 
 
 @EMBEDDERS.register("dlib", help="dlib ResNet, 128-d (default; run by onnxruntime)")
@@ -54,7 +45,7 @@ class DlibResNet(Embedder):
         if self.backend == "onnx":
             from .._dlibdnn import converted_onnx_path, create_session
 
-            self._sess = create_session(converted_onnx_path(path), ort_threads(self.threads))
+            self._sess = create_session(converted_onnx_path(path), self.threads)
         else:
             import dlib
 

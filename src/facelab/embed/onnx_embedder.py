@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from ..errors import ModelError, ModelNotFoundError
+from ..models import ort_session
 from .base import EMBEDDERS, Embedder
 
 PRESETS = {
@@ -40,19 +41,11 @@ class OnnxEmbedder(Embedder):
         self.name = f"onnx:{os.path.basename(path)}" if path else "onnx"
 
     def load(self) -> None:
-        import onnxruntime as ort
-
         if not self.path:
             raise ModelNotFoundError("the onnx embedder needs a model file: pass model='path/to/arcface.onnx'")
         if not os.path.isfile(self.path):
             raise ModelNotFoundError(f"ONNX embedder file not found: {self.path}")
-        opts = ort.SessionOptions()
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        try:
-            self._sess = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelError(f"{self.path} is not an ONNX model onnxruntime can load ({str(e).splitlines()[0]})") from None
+        self._sess = ort_session(self.path, self.threads, what="ONNX embedder")
         inp = self._sess.get_inputs()[0]
         shape = list(inp.shape)
         if len(shape) != 4:

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..progress import track
 from ..landmarks.points import EVAL_REGIONS, inter_ocular
+from ..progress import track
 from ..types import Box, Face
 
 FAILURE_NME = 0.1

@@ -97,17 +97,10 @@ class OnnxLandmarker(Landmarker):
         return model_path("facelab_landmarks68")
 
     def load(self) -> None:
-        import onnxruntime as ort
+        from ..models import ort_session
 
         path = self.model_file()
-        so = ort.SessionOptions()
-        n = self.threads or int(os.environ.get("FACELAB_THREADS", "0") or 0)
-        so.intra_op_num_threads = n or 1
-        so.inter_op_num_threads = 1
-        try:
-            self._sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types for bad files
-            raise ModelError(f"cannot load landmark model {path}: {e}") from None
+        self._sess = ort_session(path, self.threads, default_threads=1, what="landmark model")
         meta = self._sess.get_modelmeta().custom_metadata_map
         if meta.get("facelab") != "landmarks68":
             raise ModelError(f"{path} is not a facelab landmark model (no 'facelab=landmarks68' metadata); train one with `facelab train landmarks`")

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import FacelabError, InputError
 from ..io import iter_image_paths, load_image
+from ..progress import track
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def embed_dataset(
     rows: list[tuple[str, str, np.ndarray, int, bool]] = []
     failed: list[tuple[str, str]] = []
     try:
-        for it in _progress(items, progress, description):
+        for it in track(items, len(items), description, show=progress):
             key = store.key(it.path, settings) if store is not None else None
             got = store.get(key) if key is not None else None
             if got is None:
@@ -249,20 +250,6 @@ def reference_set(name: str, data_root: str | os.PathLike[str], *, progress: boo
     s = REFERENCE_SETS[name]
     items = identity_dataset(Path(data_root).joinpath(*s["folder"]), label_regex=s["label_regex"], min_per_class=s["min_per_class"])
     return embed_dataset(items, min_face=s["min_face"], fallback=s["fallback"], progress=progress, description=name)
-
-
-def _progress(items: list, show: bool, description: str):
-    if not show or len(items) < 2:
-        yield from items
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as p:
-        task = p.add_task(description, total=len(items))
-        for it in items:
-            yield it
-            p.advance(task)
 
 
 __all__ = ["REFERENCE_SETS", "EmbeddedSet", "EmbeddingCache", "LabeledImage", "embed_dataset", "facelab_home", "identity_dataset", "reference_set"]

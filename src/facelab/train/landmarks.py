@@ -150,8 +150,8 @@ def fit_box_model(pairs: list[tuple[np.ndarray, Box]]) -> tuple[float, float, fl
 def detect_boxes(samples: list[KeypointSample], cache: Path, detector: str = "hog", progress: bool = True) -> dict[str, dict[str, float] | None]:
     """The matched detection of every sample (or None), cached in ``cache`` (JSON) so re-runs skip it."""
     from ..detect import detect
-    from ..progress import track
     from ..io import load_image
+    from ..progress import track
 
     done: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
     todo = [s for s in samples if s.path not in done]
