@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 import typer
 
 from ..cli import DetectorOpt, JsonOpt, QuietOpt, RotateMode, RotateOpt, _guard, _rotate_value
-from ..detect import DEFAULT_DETECTOR
 from ..types import to_json
 from .stream import DEFAULT_MIN_FACE
 
@@ -39,7 +38,7 @@ def stream_cmd(
         Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (live sources run until Ctrl-C otherwise).")
     ] = None,
     landmarks: Annotated[str, typer.Option("--landmarks", help="Landmarks drawn: dlib68, dlib5, cnn68, simple15, or none.")] = "dlib68",
-    detector: DetectorOpt = DEFAULT_DETECTOR,
+    detector: DetectorOpt = "hog",
     min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face to find, in pixels.")] = DEFAULT_MIN_FACE,
     rotate: RotateOpt = RotateMode.off,
     as_json: JsonOpt = False,
