@@ -32,5 +32,12 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q
 
+# the peers the benchmarks compare against, then the LFW verification benchmark (the rest: see README, Benchmarks)
+bench: setup
+	$(BIN)/pip install -q -e ".[test,bench]"
+	$(BIN)/pip install -q --no-deps face_recognition  # the baseline; its dlib dependency is served by dlib-bin
+	$(BIN)/python benchmarks/lfw_verify.py --lfw ../shared/data/lfw/lfw-deepfunneled \
+		--pairs ../shared/data/lfw/pairsDevTest.txt --train-pairs ../shared/data/lfw/pairsDevTrain.txt
+
 clean:
 	rm -rf $(VENV) facelab-out test-artifacts .pytest_cache
