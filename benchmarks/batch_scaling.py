@@ -77,7 +77,7 @@ def main() -> None:
         imgs.mkdir()
         for p in photos:
             (imgs / p.name).symlink_to(p)
-        common = ["--min-face", "40", "--no-flip", "-q", "--json"]
+        common = ["--detector", "hog", "--min-face", "40", "--no-flip", "-q", "--json"]  # the work face_recognition does
         configs = [("local", 1, facelab_cmd("batch", "embed", str(imgs), "-w", "1", *common)),
                    ("local", 2, facelab_cmd("batch", "embed", str(imgs), "-w", "2", *common)),
                    ("ray", 2, facelab_cmd("batch", "embed", str(imgs), "--engine", "ray", "-w", "2", *common))]  # fmt: skip

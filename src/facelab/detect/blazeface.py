@@ -159,6 +159,7 @@ class View:
     pad_x: float
     pad_y: float
     inner: tuple[float, float, float, float]  # window edges (image coords) that are cut edges, not image edges; nan = none
+    outside_limit: float | None = None  # drop boxes with more than this fraction of their area off the image
 
     def to_image(self, pts: np.ndarray) -> np.ndarray:
         p = np.asarray(pts, np.float32).copy()
@@ -205,7 +206,15 @@ def zoomed_out(image: np.ndarray, size: int, factor: float) -> tuple[np.ndarray,
     px, py = (size - nw) // 2, (size - nh) // 2
     canvas[py : py + nh, px : px + nw] = small
     nan = float("nan")
-    return canvas, View(0.0, 0.0, nw / w, float(px), float(py), (nan, nan, nan, nan))
+    return canvas, View(0.0, 0.0, nw / w, float(px), float(py), (nan, nan, nan, nan), outside_limit=0.25)
+
+
+def inside_fraction(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Fraction of each box's area (xyxy) that lies inside a ``width`` x ``height`` image."""
+    iw = np.clip(np.minimum(boxes[:, 2], width) - np.maximum(boxes[:, 0], 0), 0, None)
+    ih = np.clip(np.minimum(boxes[:, 3], height) - np.maximum(boxes[:, 1], 0), 0, None)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+    return iw * ih / area
 
 
 def tile_views(image: np.ndarray, size: int, scale: float, overlap: float) -> tuple[list[np.ndarray], list[View]]:
@@ -388,6 +397,9 @@ class SSDFaceDetector(Detector):
         for inp, view, (raw, logits) in zip(inputs, views, outs):
             b, s, k = decode(raw, logits, self._anchors(*inp.shape[:2]), self.min_score)
             b, k = view.to_image(b.reshape(-1, 2, 2)).reshape(-1, 4), view.to_image(k)
+            if view.outside_limit is not None:  # the zoomed-out view: boxes mostly off the photo are the canvas's edge
+                keep = inside_fraction(b, image.shape[1], image.shape[0]) >= 1.0 - view.outside_limit
+                b, s, k = b[keep], s[keep], k[keep]
             if any(not math.isnan(e) for e in view.inner):
                 cut = cut_by_tile(b, view, margin=2.0 / view.scale)
                 b, s, k = b[~cut], s[~cut], k[~cut]
