@@ -46,7 +46,7 @@ def _eval(model: str, items, tasks):
 def test_shipped_emotion_model_on_fer_val(fer_val_subset):
     got, rep = _eval("fer-cnn", fer_val_subset, ["emotion"])
     assert rep["evaluated"] == len(fer_val_subset) == 300
-    assert got["emotion"] >= 0.62, got  # measured: 0.653 (196/300)
+    assert got["emotion"] >= 0.66, got  # measured: 0.707 (212/300); the previous, smaller net 0.653
 
 
 def test_agegender_on_utkface(utk_test_subset):
@@ -63,9 +63,9 @@ def test_agegender_on_utkface(utk_test_subset):
 def test_own_heads_on_utkface(utk_test_subset):
     got, rep = _eval("utk-dlib", utk_test_subset, ["age", "gender", "ethnicity"])
     assert rep["evaluated"] == 80
-    assert got["gender"] >= 0.92, got  # measured: 0.9625 (77/80)
-    assert got["ethnicity"] >= 0.83, got  # measured: 0.8875 (71/80)
-    assert got["age"] <= 7.8, got  # MAE in years, measured: 6.91
+    assert got["gender"] >= 0.92, got  # measured: 0.975 (78/80); 0.9625 before the flip-embedding retrain
+    assert got["ethnicity"] >= 0.85, got  # measured: 0.9125 (73/80); 0.8875 before
+    assert got["age"] <= 7.5, got  # MAE in years, measured: 6.48; 6.91 before
     # the breakdowns exist where the labels do
     assert set(rep["tasks"]["age"]["by"]) == {"gender", "ethnicity", "age_band"}
     assert set(rep["tasks"]["gender"]["by"]) == {"ethnicity", "age_band"}

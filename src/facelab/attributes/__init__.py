@@ -36,7 +36,7 @@ ACTIONS: tuple[str, ...] = ("age", "gender", "emotion", "ethnicity")
 _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facelab"
 #: facelab's own models: (registry name, model-file key, file, SHA-256, tasks help)
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
-    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "150f43ed92e9b9aea465cc2079dc12dddd6ef54136b05367e8a50bd8406a7a4e", "emotion: facelab's CNN trained on FER2013 (7 classes, 40x40 grey)"),
+    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "998b2fc448f63dca460ebc9426f5f9a5ba91291fc01cae797cbdee272d95c667", "emotion: facelab's CNN trained on FER2013 (7 classes, 40x40 grey)"),
     "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "e69a22a8ae1afe5bf53cd130644d0558bc288883a67dc01292985d6ab2e00f51", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
 }
 
