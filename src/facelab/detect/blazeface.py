@@ -19,6 +19,7 @@ on Mobile GPUs", CVPR Workshops 2019; anchors and decoding follow MediaPipe's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -168,15 +169,15 @@ class View:
         return p
 
 
-def letterbox(image: np.ndarray, size: int, *, square: bool = True, multiple: int = 32) -> tuple[np.ndarray, View]:
-    """The image resized so its long side is ``size``, and its view.
+def letterbox(image: np.ndarray, size: int, *, square: bool = True, multiple: int = 32, zoom: float = 1.0) -> tuple[np.ndarray, View]:
+    """The image resized so its long side is ``size / zoom``, and its view.
 
     ``square``: centred on a black ``size`` x ``size`` canvas (MediaPipe's
     letterbox); otherwise padded at the right and bottom to multiples of
     ``multiple`` (for fully convolutional networks).
     """
     h, w = image.shape[:2]
-    s = size / max(h, w)
+    s = size / (zoom * max(h, w))
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     small = cv2.resize(image, (nw, nh), interpolation=interp)
@@ -197,16 +198,10 @@ def zoomed_out(image: np.ndarray, size: int, factor: float) -> tuple[np.ndarray,
 
     A detector trained on small faces misses a face that fills the photo (a
     cropped portrait, an aligned chip); here that face is ``1 / factor`` of the input.
+    Boxes lying mostly off the photo are the canvas edge, not faces (``outside_limit``).
     """
-    h, w = image.shape[:2]
-    s = size / (factor * max(h, w))
-    nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    canvas = np.zeros((size, size, 3), np.uint8)
-    px, py = (size - nw) // 2, (size - nh) // 2
-    canvas[py : py + nh, px : px + nw] = small
-    nan = float("nan")
-    return canvas, View(0.0, 0.0, nw / w, float(px), float(py), (nan, nan, nan, nan), outside_limit=0.25)
+    canvas, view = letterbox(image, size, square=True, zoom=factor)
+    return canvas, dataclasses.replace(view, outside_limit=0.25)
 
 
 def inside_fraction(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
