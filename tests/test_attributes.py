@@ -169,6 +169,36 @@ def test_tiny_multitask_training_learns_and_exports(tiny_items, tmp_path):
         np.testing.assert_allclose(onnx_out[t], torch_out[t], atol=1e-4, rtol=1e-4)
 
 
+def test_ensemble_averages_members_and_checks_they_match(tiny_items, tmp_path):
+    pytest.importorskip("torch")
+    from facelab.attributes import get_attribute_model, read_metadata
+    from facelab.attributes.data import ChipSpec, build_chips
+    from facelab.attributes.labels import EMOTIONS
+    from facelab.attributes.train import TaskSpec, export_onnx, train
+
+    classes = {"emotion": list(EMOTIONS)}
+    fer = [it for it in tiny_items if "emotion" in it.labels]
+    data, _ = build_chips(fer, ChipSpec(size=32, channels=1, faces="given"), classes, workers=1)
+    tasks = [TaskSpec("emotion", list(EMOTIONS))]
+    paths = []
+    for seed in (0, 1):
+        res = train(data, None, tasks, _tiny_config(epochs=1, seed=seed))
+        meta = {"kind": "attributes", "name": f"seed{seed}", "tasks": classes, "chip": ChipSpec(size=32).to_dict(), "trained": {"seed": seed}}
+        paths.append(export_onnx(res, tmp_path / f"seed{seed}.onnx", meta))
+    out = tmp_path / "ens.onnx"
+    r = run_cli("train", "ensemble", *map(str, paths), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    x = data.images[:30].transpose(0, 3, 1, 2).astype(np.float32) / 255
+    a, b, e = (get_attribute_model(str(p)).run(x)["emotion"] for p in (*paths, out))
+    assert np.abs(a - b).max() > 1e-3  # two different members ...
+    np.testing.assert_allclose(e, (a + b) / 2, atol=1e-6)  # ... and the ensemble is their mean
+    meta = read_metadata(out)
+    assert [m["trained"]["seed"] for m in meta["ensemble"]] == [0, 1] and meta["chip"]["size"] == 32
+    other = export_onnx(res, tmp_path / "size40.onnx", {"kind": "attributes", "tasks": classes, "chip": ChipSpec(size=40).to_dict()})
+    bad = run_cli("train", "ensemble", str(paths[0]), str(other), "--out", str(tmp_path / "bad.onnx"))
+    assert bad.returncode == 2 and "differs" in bad.stderr and "'chip'" in bad.stderr and not (tmp_path / "bad.onnx").exists()
+
+
 # --- manifests: URLs from a local server, errors -----------------------------------------------
 
 

@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
     from ..cli import _guard  # imported here: facelab.cli imports this module while it registers its rooms
 
     _group(app, "train").command("attributes")(_guard(train_attributes))
+    _group(app, "train").command("ensemble")(_guard(train_ensemble))
     _group(app, "evaluate").command("attributes")(_guard(evaluate_attributes))
 
 
@@ -194,6 +195,20 @@ def train_attributes(
         ck.unlink()
     typer.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {rep}: best epoch {res.best_epoch} of {len(res.history)} ({res.stopped}); "
                + ", ".join(f"{k} {v:.4f}" for k, v in res.best_metrics.items()))
+
+
+def train_ensemble(
+    models: Annotated[list[Path], typer.Argument(help="Two or more attributes .onnx files with the same input and classes.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx model to write.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Model name stored in the file (default: the file name).")] = None,
+) -> None:
+    """Average attribute models (e.g. the same net trained with different seeds) into one ONNX file."""
+    from .ensemble import merge_models
+
+    if out.suffix.lower() != ".onnx":
+        fail(f"--out must be a .onnx file, not {out}")
+    path = merge_models(models, out, name=name)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): the mean of {len(models)} models")
 
 
 def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool):

@@ -274,7 +274,11 @@ def train(
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(data)
     steps = max(1, math.ceil(n / config.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps, pct_start=0.2, div_factor=20, final_div_factor=200)
+    total = config.epochs * steps
+    if total >= 4:  # the warm-up must span at least 2 steps (torch divides by its length)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=max(0.2, 2.0 / total), div_factor=20, final_div_factor=200)
+    else:  # a handful of steps: constant learning rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     labels_t = {t.name: torch.from_numpy(data.labels[t.name]) for t in tasks}
