@@ -69,7 +69,7 @@ def main() -> None:
     for r in rows:
         if "|" in r["task"]:
             continue
-        v = f"{r['value']:.2f}" if r["metric"] == "mae" else f"{r['value']:.1%}"
+        v = f"{r['value']:.2f}" if r["metric"] == "mae" else f"{r['value']:.2%}"
         print(f"{r['model']:10s} {r['task']:32s} {r['metric']:8s} {v:>8s} {r['n']:>6d} {r['ms_per_face']:>8.2f}")
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.machine(), "python": platform.python_version(), "limit": args.limit, "date": time.strftime("%Y-%m-%d")}

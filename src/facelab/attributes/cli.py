@@ -201,14 +201,20 @@ def train_ensemble(
     models: Annotated[list[Path], typer.Argument(help="Two or more attributes .onnx files with the same input and classes.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx model to write.")],
     name: Annotated[Optional[str], typer.Option("--name", help="Model name stored in the file (default: the file name).")] = None,
+    tta_shift: Annotated[float, typer.Option("--tta-shift", min=0, help="Test-time augmentation: also average over chips shifted +-this many px in x and in y.")] = 0.0,
+    tta_scale: Annotated[float, typer.Option("--tta-scale", min=0, max=0.5, help="... and zoomed by 1 +- this.")] = 0.0,
+    tta_rotate: Annotated[float, typer.Option("--tta-rotate", min=0, max=45, help="... and rotated +- this many degrees.")] = 0.0,
 ) -> None:
     """Average attribute models (e.g. the same net trained with different seeds) into one ONNX file."""
     from .ensemble import merge_models
+    from .onnx_model import tta_warps
 
     if out.suffix.lower() != ".onnx":
         fail(f"--out must be a .onnx file, not {out}")
-    path = merge_models(models, out, name=name)
-    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): the mean of {len(models)} models")
+    warps = tta_warps(tta_shift, tta_scale, tta_rotate)
+    path = merge_models(models, out, name=name, tta=warps)
+    extra = f", over {len(warps)} warps of each chip" if len(warps) > 1 else ""
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): the mean of {len(models)} models{extra}")
 
 
 def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool):

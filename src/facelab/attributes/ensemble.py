@@ -24,8 +24,14 @@ from .onnx_model import read_metadata
 _SAME = ("input", "tasks", "chip")
 
 
-def merge_models(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, name: str | None = None) -> Path:
-    """Write ``out``: one attributes ONNX model averaging the outputs of the models at ``paths``."""
+def merge_models(
+    paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, name: str | None = None, tta: list[list[float]] | None = None
+) -> Path:
+    """Write ``out``: one attributes ONNX model averaging the outputs of the models at ``paths``.
+
+    ``tta``: test-time warps of the chip (``[dx, dy, scale, angle]``, see
+    :func:`~facelab.attributes.onnx_model.tta_warps`) stored in the metadata; facelab averages over them.
+    """
     import onnx
     from onnx import compose, helper
 
@@ -64,6 +70,10 @@ def merge_models(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     onnx.checker.check_model(model)
     meta: dict[str, Any] = {k: v for k, v in metas[0].items() if k != "trained"}
     meta["name"] = name or Path(out).stem
+    if tta and len(tta) > 1:
+        if meta.get("input", "chip") != "chip":
+            raise InputError("test-time warps apply to chip models only")
+        meta["tta"] = [[float(v) for v in w] for w in tta]
     meta["ensemble"] = [
         {"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "name": m.get("name"), "trained": m.get("trained", {})}
         for p, m in zip(paths, metas)

@@ -9,6 +9,10 @@ after it: class probabilities, or years for ``age``) and what the input is:
   shift around the detected box), float ``[0, 1]``, NCHW;
 * ``"input": "embedding:dlib"``: the face's 128-d dlib embedding (reused when
   the pipeline already computed it).
+
+Chip models may list test-time warps in ``"tta"`` (``[dx, dy, scale, angle]``
+each, pixels and degrees; see :func:`tta_warps`): the outputs are then the
+mean over the warped chips (``facelab train ensemble --tta-*`` writes it).
 """
 
 from __future__ import annotations
@@ -105,14 +109,48 @@ class OnnxAttributeModel(AttributeModel):
         raise ModelError(f"{self.path}: unknown input kind {self.input!r}")
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw outputs per task for a prepared input batch."""
+        """Raw outputs per task for a prepared input batch (averaged over the metadata's ``tta`` warps, if any)."""
         self.prepare()
+        tta = self.meta.get("tta") if self.input == "chip" else None
+        n = len(x)
+        if tta:
+            x = np.concatenate([warp_chips(x, *v) for v in tta])
         res = self._sess.run(self._outputs, {self._sess.get_inputs()[0].name: x})
+        if tta:
+            res = [r.reshape(len(tta), n, *r.shape[1:]).mean(axis=0) for r in res]
         return dict(zip(self._outputs, res))
 
     def _predict(self, image: np.ndarray, faces: list[Face], tasks: list[str]) -> list[dict[str, Attribute]]:
         out = self.run(self.inputs(image, faces))
         return outputs_to_attributes(out, self.classes, tasks, self.name)
+
+
+def warp_chips(x: np.ndarray, dx: float, dy: float, scale: float, angle: float) -> np.ndarray:
+    """Chips (N, C, S, S) shifted by (dx, dy) px, scaled and rotated (degrees) about their centre; edges replicated."""
+    import cv2
+
+    if (dx, dy, scale, angle) == (0, 0, 1, 0):
+        return x
+    s = x.shape[-1]
+    m = cv2.getRotationMatrix2D(((s - 1) / 2, (s - 1) / 2), angle, scale)
+    m[:, 2] += (dx, dy)
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[i, c] = cv2.warpAffine(x[i, c], m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def tta_warps(shift: float = 0.0, scale: float = 0.0, rotate: float = 0.0) -> list[list[float]]:
+    """The identity plus, for each non-zero amount, the two opposite warps: shifts in x and y, zoom, rotation."""
+    v = [[0.0, 0.0, 1.0, 0.0]]
+    if shift:
+        v += [[shift, 0.0, 1.0, 0.0], [-shift, 0.0, 1.0, 0.0], [0.0, shift, 1.0, 0.0], [0.0, -shift, 1.0, 0.0]]
+    if scale:
+        v += [[0.0, 0.0, 1.0 + scale, 0.0], [0.0, 0.0, 1.0 - scale, 0.0]]
+    if rotate:
+        v += [[0.0, 0.0, 1.0, rotate], [0.0, 0.0, 1.0, -rotate]]
+    return v
 
 
 def chips_to_input(chips: np.ndarray) -> np.ndarray:
