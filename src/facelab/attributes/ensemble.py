@@ -44,16 +44,17 @@ def merge_models(
             if m.get(key) != metas[0].get(key):
                 raise InputError(f"{p} differs from {paths[0]} in {key!r}: {m.get(key)!r} vs {metas[0].get(key)!r} (members must share input and classes)")
     models = [onnx.load(str(p)) for p in paths]
-    first = models[0].graph
-    if len(first.input) != 1:
-        raise InputError(f"{paths[0]}: expected one input, found {len(first.input)}")
-    inp = first.input[0]
     tasks = list(metas[0]["tasks"])
-    nodes, inits, value_info = [], [], []
-    for i, (p, m) in enumerate(zip(paths, models)):
+    for p, m in zip(paths, models):
         outs = [o.name for o in m.graph.output]
-        if sorted(outs) != sorted(tasks) or len(m.graph.input) != 1:
+        if len(m.graph.input) != 1:
+            raise InputError(f"{p}: expected one input, found {len(m.graph.input)}")
+        if sorted(outs) != sorted(tasks):
             raise InputError(f"{p}: outputs {outs} do not match its tasks {tasks}")
+    first = models[0].graph
+    inp = first.input[0]
+    nodes, inits, value_info = [], [], []
+    for i, m in enumerate(models):
         pm = compose.add_prefix(m, prefix=f"m{i}/")
         g = pm.graph
         nodes.append(helper.make_node("Identity", [inp.name], [g.input[0].name], name=f"m{i}/input"))

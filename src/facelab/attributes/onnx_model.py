@@ -85,6 +85,7 @@ class OnnxAttributeModel(AttributeModel):
         self.classes: dict[str, list[str]] = {t: list(c) for t, c in self.meta["tasks"].items()}
         self.input = self.meta.get("input", "chip")
         self.spec = ChipSpec.from_dict(self.meta.get("chip", {}))
+        self.tta: list[list[float]] | None = self.meta.get("tta") if self.input == "chip" else None
         self._sess = ort_session(self.path, self.threads, what="attribute model")
         self._outputs = [o.name for o in self._sess.get_outputs()]
         missing = [t for t in self.tasks if t not in self._outputs]
@@ -111,8 +112,7 @@ class OnnxAttributeModel(AttributeModel):
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Raw outputs per task for a prepared input batch (averaged over the metadata's ``tta`` warps, if any)."""
         self.prepare()
-        tta = self.meta.get("tta") if self.input == "chip" else None
-        n = len(x)
+        tta, n = self.tta, len(x)
         if tta:
             x = np.concatenate([warp_chips(x, *v) for v in tta])
         res = self._sess.run(self._outputs, {self._sess.get_inputs()[0].name: x})
