@@ -194,6 +194,13 @@ def test_ensemble_averages_members_and_checks_they_match(tiny_items, tmp_path):
     np.testing.assert_allclose(e, (a + b) / 2, atol=1e-6)  # ... and the ensemble is their mean
     meta = read_metadata(out)
     assert [m["trained"]["seed"] for m in meta["ensemble"]] == [0, 1] and meta["chip"]["size"] == 32
+    # float16 weights: about half the file, the same outputs to float16 precision
+    half = tmp_path / "half.onnx"
+    assert run_cli("train", "ensemble", *map(str, paths), "--out", str(half), "--half").returncode == 0
+    assert half.stat().st_size < 0.6 * out.stat().st_size and read_metadata(half)["weights"] == "float16"
+    h = get_attribute_model(str(half)).run(x)["emotion"]
+    np.testing.assert_allclose(h, e, atol=3e-3)
+    assert 0 < np.abs(h - e).max() and (h.argmax(1) == e.argmax(1)).mean() >= 0.9
     # test-time warps: the outputs are the mean over the warped chips
     tta = tmp_path / "tta.onnx"
     assert run_cli("train", "ensemble", *map(str, paths), "--out", str(tta), "--tta-shift", "2", "--tta-rotate", "8").returncode == 0

@@ -204,6 +204,7 @@ def train_ensemble(
     tta_shift: Annotated[float, typer.Option("--tta-shift", min=0, help="Test-time augmentation: also average over chips shifted +-this many px in x and in y.")] = 0.0,
     tta_scale: Annotated[float, typer.Option("--tta-scale", min=0, max=0.5, help="... and zoomed by 1 +- this.")] = 0.0,
     tta_rotate: Annotated[float, typer.Option("--tta-rotate", min=0, max=45, help="... and rotated +- this many degrees.")] = 0.0,
+    half: Annotated[bool, typer.Option("--half", help="Store the weights as float16 (half the file; inference still computes in float32).")] = False,
 ) -> None:
     """Average attribute models (e.g. the same net trained with different seeds) into one ONNX file."""
     from .ensemble import merge_models
@@ -212,7 +213,7 @@ def train_ensemble(
     if out.suffix.lower() != ".onnx":
         fail(f"--out must be a .onnx file, not {out}")
     warps = tta_warps(tta_shift, tta_scale, tta_rotate)
-    path = merge_models(models, out, name=name, tta=warps)
+    path = merge_models(models, out, name=name, tta=warps, half=half)
     extra = f", over {len(warps)} warps of each chip" if len(warps) > 1 else ""
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): the mean of {len(models)} models{extra}")
 

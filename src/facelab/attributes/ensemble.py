@@ -25,12 +25,19 @@ _SAME = ("input", "tasks", "chip")
 
 
 def merge_models(
-    paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, name: str | None = None, tta: list[list[float]] | None = None
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    tta: list[list[float]] | None = None,
+    half: bool = False,
 ) -> Path:
     """Write ``out``: one attributes ONNX model averaging the outputs of the models at ``paths``.
 
     ``tta``: test-time warps of the chip (``[dx, dy, scale, angle]``, see
     :func:`~facelab.attributes.onnx_model.tta_warps`) stored in the metadata; facelab averages over them.
+    ``half``: store the weights as float16 (half the file; each is cast back to float32 when the
+    session loads, so inference still computes in float32).
     """
     import onnx
     from onnx import compose, helper
@@ -61,6 +68,9 @@ def merge_models(
         nodes.extend(g.node)
         inits.extend(g.initializer)
         value_info.extend(g.value_info)
+    if half:
+        casts, inits = _half_weights(inits)
+        nodes = casts + nodes
     for t in tasks:
         nodes.append(helper.make_node("Mean", [f"m{i}/{t}" for i in range(len(models))], [t], name=f"mean/{t}"))
     outputs = {o.name: o for o in first.output}
@@ -75,6 +85,8 @@ def merge_models(
         if meta.get("input", "chip") != "chip":
             raise InputError("test-time warps apply to chip models only")
         meta["tta"] = [[float(v) for v in w] for w in tta]
+    if half:
+        meta["weights"] = "float16"
     meta["ensemble"] = [
         {"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "name": m.get("name"), "trained": m.get("trained", {})}
         for p, m in zip(paths, metas)
@@ -87,3 +99,21 @@ def merge_models(
     onnx.save(model, str(tmp))
     os.replace(tmp, out)
     return out
+
+
+def _half_weights(inits: list) -> tuple[list, list]:
+    """float32 initializers with more than 16 values -> float16 copies plus Cast nodes restoring the names."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts, out = [], []
+    for t in inits:
+        arr = numpy_helper.to_array(t)
+        if t.data_type != TensorProto.FLOAT or arr.size <= 16:
+            out.append(t)
+            continue
+        if np.abs(arr).max(initial=0) > 6e4:
+            raise InputError(f"weight {t.name} exceeds the float16 range; merge without --half")
+        out.append(numpy_helper.from_array(arr.astype(np.float16), name=t.name + "/f16"))
+        casts.append(helper.make_node("Cast", [t.name + "/f16"], [t.name], to=TensorProto.FLOAT, name=t.name + "/cast"))
+    return casts, out
