@@ -36,7 +36,7 @@ ACTIONS: tuple[str, ...] = ("age", "gender", "emotion", "ethnicity")
 _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facelab"
 #: facelab's own models: (registry name, model-file key, file, SHA-256, tasks help)
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
-    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "3f98d6313e9a1578574559992f0282e07d8d35eb20470e2add3474e2d6399c50", "emotion: 3 facelab CNNs trained on FER2013, averaged over 9 warps (7 classes, 40x40 grey)"),
+    "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "55a91931e6dc351550592fd7e682c4519e586589e3f3a9d4ad040b28ee81c739", "emotion: 4 facelab CNNs trained on FER2013, averaged over 9 warps (7 classes, 40x40 grey)"),
     "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "e69a22a8ae1afe5bf53cd130644d0558bc288883a67dc01292985d6ab2e00f51", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
 }
 
