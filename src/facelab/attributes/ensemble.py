@@ -50,6 +50,8 @@ def merge_models(
         for key in _SAME:
             if m.get(key) != metas[0].get(key):
                 raise InputError(f"{p} differs from {paths[0]} in {key!r}: {m.get(key)!r} vs {metas[0].get(key)!r} (members must share input and classes)")
+    if tta and len(tta) > 1 and metas[0].get("input", "chip") != "chip":
+        raise InputError("test-time warps apply to chip models only")
     models = [onnx.load(str(p)) for p in paths]
     tasks = list(metas[0]["tasks"])
     for p, m in zip(paths, models):
@@ -82,8 +84,6 @@ def merge_models(
     meta: dict[str, Any] = {k: v for k, v in metas[0].items() if k != "trained"}
     meta["name"] = name or Path(out).stem
     if tta and len(tta) > 1:
-        if meta.get("input", "chip") != "chip":
-            raise InputError("test-time warps apply to chip models only")
         meta["tta"] = [[float(v) for v in w] for w in tta]
     if half:
         meta["weights"] = "float16"
