@@ -238,20 +238,23 @@ def test_sqlite_missing_folder_and_non_database_file(tmp_path):
 
 def _worker(url: str, npy: Path, prefix: str, first: int, count: int, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, str(WORKER), url, str(npy), prefix, str(first), str(count), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    stdin = subprocess.PIPE if "--ack" in extra else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, str(WORKER), url, str(npy), prefix, str(first), str(count), *extra], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def test_kill_9_during_bulk_enroll_loses_nothing_committed(store_url, orl_set, tmp_path):
     npy = tmp_path / "v.npy"
     np.save(npy, orl_set.vectors)
     Gallery(store_url).store.close()  # schema created before the race
-    p = _worker(store_url, npy, "p", 0, 100)
+    p = _worker(store_url, npy, "p", 0, 100, "--ack")
     committed: list[tuple[str, int]] = []
     for line in p.stdout:
         _, name, k = line.split()
         committed.append((name, int(k)))
+        p.stdin.write("go\n")  # let the worker start its next transaction...
+        p.stdin.flush()
         if len(committed) == 60:
-            p.send_signal(signal.SIGKILL)
+            p.send_signal(signal.SIGKILL)  # ...and kill it while that one (the 61st) is in flight
             break
     p.wait(timeout=60)
     assert p.returncode == -signal.SIGKILL, p.stderr.read()
@@ -262,7 +265,7 @@ def test_kill_9_during_bulk_enroll_loses_nothing_committed(store_url, orl_set, t
             last[name] = k
         for name, k in last.items():
             assert counts.get(name, 0) >= k, f"{name}: {k} committed, {counts.get(name, 0)} found"
-        assert sum(counts.values()) in (60, 61)  # at most the transaction in flight when killed
+        assert sum(counts.values()) in (60, 61)  # 60 acknowledged, plus at most the one in flight when killed
         for rec in g.embeddings():
             assert rec.vector.shape == (128,) and np.isfinite(rec.vector).all()
         if g.store.kind == "sqlite":
