@@ -50,7 +50,8 @@ def merge_models(
         for key in _SAME:
             if m.get(key) != metas[0].get(key):
                 raise InputError(f"{p} differs from {paths[0]} in {key!r}: {m.get(key)!r} vs {metas[0].get(key)!r} (members must share input and classes)")
-    if tta and len(tta) > 1 and metas[0].get("input", "chip") != "chip":
+    warps = tta if tta and len(tta) > 1 else None  # the identity alone is no augmentation
+    if warps and metas[0].get("input", "chip") != "chip":
         raise InputError("test-time warps apply to chip models only")
     models = [onnx.load(str(p)) for p in paths]
     tasks = list(metas[0]["tasks"])
@@ -83,8 +84,8 @@ def merge_models(
     onnx.checker.check_model(model)
     meta: dict[str, Any] = {k: v for k, v in metas[0].items() if k != "trained"}
     meta["name"] = name or Path(out).stem
-    if tta and len(tta) > 1:
-        meta["tta"] = [[float(v) for v in w] for w in tta]
+    if warps:
+        meta["tta"] = [[float(v) for v in w] for w in warps]
     if half:
         meta["weights"] = "float16"
     meta["ensemble"] = [
