@@ -99,3 +99,27 @@ class FaceAnalysis:
     @property
     def stages(self) -> Sequence[str]:
         return [s for s, on in (("detect", True), ("landmarks", self.landmarks), ("embed", self.embedder), ("attributes", self.attributes)) if on]
+
+
+@dataclass
+class IdentifyJob:
+    """A pipeline followed by naming its faces (picklable for worker processes).
+
+    ``known`` is anything with ``identify_faces(faces)`` (a :class:`~facelab.gallery.KnownFaces`,
+    a :class:`~facelab.gallery.Gallery`, an identities model) or None to skip naming.
+    """
+
+    pipeline: FaceAnalysis
+    known: Any = None
+
+    def prepare(self) -> None:
+        self.pipeline.prepare()
+
+    def __call__(self, image) -> list[Face]:
+        faces = self.pipeline.get(image)
+        if self.known is not None:
+            self.known.identify_faces(faces)
+        return faces
+
+
+__all__ = ["FaceAnalysis", "IdentifyJob"]

@@ -12,6 +12,11 @@ from .url import is_url
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 
 
+def facelab_home() -> Path:
+    """``$FACELAB_HOME`` (default ``~/.facelab``): the gallery, caches, the server's data."""
+    return Path(os.environ.get("FACELAB_HOME") or Path.home() / ".facelab")
+
+
 def looks_like_image(path: str | os.PathLike[str]) -> bool:
     """True if the file has an image extension or starts with an image signature."""
     p = Path(path)
