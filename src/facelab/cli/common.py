@@ -120,8 +120,11 @@ def print_table(table: Any) -> None:
     """Print a rich table on stdout at its full width (nothing cut, whatever the terminal)."""
     from rich.console import Console
 
+    needed = Console(width=100_000).measure(table).maximum
     con = Console()
-    con.print(table, width=max(con.width, con.measure(table).maximum))
+    if needed > con.width:
+        con = Console(width=needed)
+    con.print(table)
 
 
 def progress_bar(*extra_columns: Any, transient: bool = True) -> Any:

@@ -213,6 +213,8 @@ class Gallery:
         stop the others: see each :class:`EnrollResult`.
         """
         name = _check_name(name)
+        if isinstance(images, (str, bytes, bytearray, os.PathLike, np.ndarray)) or hasattr(images, "getpixel"):
+            images = [images]  # one image (a path, bytes, an array, a PIL image), not a sequence of them
         emb_name = get_embedder(self.embedder_spec).name
         self._check_model(emb_name)
         results: list[EnrollResult] = []
