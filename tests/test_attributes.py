@@ -278,12 +278,13 @@ def test_train_from_url_manifest_skips_bad_urls(tmp_path, tiny_items, image_serv
                 "--widths", "8,16,32,48", "--timeout", "1", "--retries", "0", "--cache", str(env_cache), "-q")
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
-    for u, why in zip(bad, ("HTTP 404", "not an image", "", "no answer within")):
+    for u, why in zip(bad, ("HTTP 404", "server sent 'text/html', not an image", "not in a format facelab reads", "no answer within")):
         assert u in r.stderr and why in r.stderr, (u, r.stderr)
     rep = json.loads(out.with_suffix(".report.json").read_text())
     assert {f["item"].split(" (")[-1].rstrip(")") for f in rep["failures"]} == set(bad)
     assert rep["kind"] == "attributes" and set(rep["tasks"]) == {"age", "gender", "emotion", "ethnicity"}
     assert len(list(env_cache.rglob("*"))) >= 80  # the good downloads are cached (files + folders)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "m.json", "model.onnx", "model.report.json"]  # --cache DIR: nothing beside DIR
     # the exported model runs through `facelab predict` on a URL
     p = run_cli("predict", "--model", str(out), "--whole-image", f"{image_server}/img/0.jpg", "--json")
     assert p.returncode == 0, p.stderr
@@ -348,6 +349,16 @@ def test_evaluate_cli_report_and_confusion_pngs(tmp_path, utk_test_subset):
 
     png = facelab.load_image(out / "confusion_ethnicity.png")
     assert png.shape[0] > 300 and png.shape[1] > 300
+    # --limit: only the first N items; --json: only JSON on stdout
+    r = run_cli("evaluate", "attributes", "--model", "utk-dlib", "--manifest", str(m), "--faces", "given", "--out", str(out), "-q", "--limit", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["evaluated"] == 5
+    # nothing usable: exit 1 with one line saying why (not an empty table and exit 0)
+    gone = tmp_path / "gone.json"
+    gone.write_text(json.dumps([{**it.to_dict(), "image": str(tmp_path / f"missing{i}.jpg")} for i, it in enumerate(utk_test_subset[:3])]))
+    r = run_cli("evaluate", "attributes", "--model", "utk-dlib", "--manifest", str(gone), "--faces", "given", "--out", str(out), "-q")
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == "facelab: nothing evaluated: all 3 items failed (see above)", r.stderr
+    assert r.stdout == ""
 
 
 def test_fetcher_caps_size_and_serves_from_cache(tmp_path, image_server):

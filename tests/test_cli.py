@@ -148,3 +148,17 @@ def test_tables_show_whole_relative_paths_and_follow_symlinked_folders(tmp_path,
     assert [x["source"] for x in json.loads(js.stdout)] == [
         str(deep / "biden" / "biden_with_a_long_file_name_too.jpg"), str(deep / "obama" / "obama_with_a_long_file_name_too.jpg")
     ]
+
+
+def test_json_is_all_of_stdout_and_third_party_noise_needs_v(tmp_path, fr_examples):
+    """--json: stdout is one JSON document; TFLite's log line and library warnings show only with -v (issue 17 point 6)."""
+    img = str(fr_examples / "obama.jpg")
+    env_db = ["--db", str(tmp_path / "g.db")]
+    for args in (["detect", img, "-d", "blazeface"], ["landmarks", img], ["models"], ["verify", img, img], ["gallery", "info", *env_db]):
+        r = facelab_process(*args, "--json")
+        assert r.returncode == 0, (args, r.stderr)
+        json.loads(r.stdout)  # nothing but JSON
+        assert "XNNPACK" not in r.stderr and "Warning" not in r.stderr, (args, r.stderr)
+    loud = facelab_process("detect", img, "-d", "blazeface", "--json", "-v")
+    assert loud.returncode == 0 and "XNNPACK" in loud.stderr  # the same run, verbose: the native log line is there
+    json.loads(loud.stdout)

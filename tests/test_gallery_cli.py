@@ -135,3 +135,8 @@ def test_train_evaluate_predict(tmp_path, orl_set):
     assert r.returncode == 2 and "not a facelab model file" in r.stderr
     r = facelab("train", "identities", str(d), "--model", "forest")
     assert r.returncode == 2 and "unknown --model" in r.stderr
+    # more folds than the smallest person has images: said on stderr, not silently changed (issue 17 point 5)
+    r = facelab("train", "identities", str(d), "--folds", "20", "--grid", '{"C": [1.0]}', "-o", str(tmp_path / "m20.npz"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert "--folds 20: the person with the fewest images has 10, so 10-fold cross-validation was used" in r.stderr
+    assert len(json.loads(r.stdout)["cv"]["fold_accuracy"]) == 10

@@ -173,3 +173,16 @@ def test_exported_network_runs_as_a_landmark_backend(tmp_path, held_out_faces):
     # every point lies inside the crop the network saw
     b = ef.face.box
     assert np.abs(out[0].points - np.array(b.center)).max() < 0.75 * 1.4 * max(b.width, b.height)
+
+
+def test_train_cli_prints_a_table_not_json_lines(tmp_path):
+    """`facelab train landmarks`: one table row per epoch on stdout (train.log keeps the JSON lines) (issue 17 point 6)."""
+    pytest.importorskip("torch", reason="training needs the train extra: pip install -e '.[train]'")
+    kp = data_path("keypoints68")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "landmarks", "--data", str(kp), "--out", str(out), "--epochs", "2", "--limit", "24", "--batch-size", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].split() == ["epoch", "train", "NME", "val", "NME", "val", "fail", "lr", "s"]
+    assert [ln.split()[0] for ln in lines[1:3]] == ["1/2", "2/2"] and "{" not in r.stdout
+    assert len((out / "train.log").read_text().splitlines()) == 2

@@ -476,7 +476,7 @@ def build_chips(
             v = it.labels.get(t)
             if classes and v is not None and v not in classes:
                 raise ManifestError(f"{t} label {v!r} is not one of the model's classes ({', '.join(classes)})", source=it.name)
-    store = ChipCache(spec, fetcher.cache_dir.parent / "chips") if cache else None
+    store = ChipCache(spec, fetcher.cache_dir / "chips") if cache else None  # inside the cache folder, never beside it
 
     def work(it: Item):
         try:

@@ -9,7 +9,8 @@ import typer
 
 from .. import __version__
 from . import batch, compat, dataset, evaluate, gallery, images, serve, stream, train
-from .common import err
+from ..quiet import hush_third_party
+from .common import VerboseOpt, err
 
 app = typer.Typer(
     name="facelab",
@@ -32,14 +33,22 @@ def _version_callback(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False) -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Offline face analysis."""
+    if not verbose:
+        hush_third_party()
 
 
 def main() -> None:
-    """The ``facelab`` console script."""
+    """The ``facelab`` console script (``-v`` / ``--verbose`` may come anywhere on the line)."""
+    args = sys.argv[1:]
+    if "--" not in args and any(a in ("-v", "--verbose") for a in args[1:]):
+        args = ["--verbose"] + [a for a in args if a not in ("-v", "--verbose")]
     try:
-        app()
+        app(args)
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(130)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import NoFaceError
 from .common import err
 
 # attributes: manifests, dataset folders, URL fetching
@@ -49,6 +50,8 @@ def embed_labelled(folder: Path, label_regex: str | None, settings: dict, no_cac
         err(f"{int(es.fallback.sum())} image(s) without a detected face were embedded whole (--whole-image)")
     if (es.n_faces > 1).any():
         err(f"{int((es.n_faces > 1).sum())} image(s) had several faces: the largest was used")
+    if not len(es):
+        raise NoFaceError(f"no usable image: all {len(items)} failed or had no face (see above; --whole-image embeds face crops whole)", source=str(folder))
     return es
 
 

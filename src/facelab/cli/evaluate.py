@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import TextColumn, TimeElapsedColumn
 
-from .common import JsonOpt, LimitOpt, QuietOpt, err, fail, guard, new_table, print_json, print_table, progress_bar
+from .common import EXIT_NO_FACE, JsonOpt, LimitOpt, QuietOpt, err, fail, guard, new_table, print_json, print_table, progress_bar
 from .data import CacheOpt, DatasetOpt, LabelRegexOpt, ManifestOpt, MaxMbOpt, NoCacheOpt, RetriesOpt, TimeoutOpt, embed_labelled, make_fetcher
 
 evaluate_app = typer.Typer(help="Measure models on labelled data: accuracy, reports, plots.", no_args_is_help=True)
@@ -97,6 +97,8 @@ def evaluate_landmarks_cmd(
     if not samples:
         raise InputError(f"no images in split {split!r}", source=str(data))
     scores = evaluate_landmarks(samples, models, detector=detector, progress=not quiet)
+    if not scores[0].n:
+        fail(f"nothing to score: {detector} found no face in any of the {len(samples)} images", EXIT_NO_FACE)
     report = {"data": str(data), "split": split, "images": len(samples), "detector": detector, "models": [s.to_dict() for s in scores]}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -157,6 +159,8 @@ def evaluate_attributes(
             res = evaluate(m, items, faces=faces_mode, fetcher=fetcher, on_item=lambda: p.advance(bar))
     for f in res.failures:
         err(f"{f} (skipped)")
+    if not res.report["evaluated"]:
+        fail(f"nothing evaluated: all {len(items)} items failed (see above)", EXIT_NO_FACE)
     path = write_report(res, out)
     if as_json:
         print_json(res.report)

@@ -83,6 +83,8 @@ def train_identities_cmd(
     )
     path = res.model.save(output or Path(f"identities-{model}.npz"))
     cv = res.cv
+    if cv.folds < folds:
+        err(f"--folds {folds}: the person with the fewest images has {cv.folds}, so {cv.folds}-fold cross-validation was used")
     if as_json:
         print_json({"model_file": path, "params": res.final_params, "threshold": res.model.threshold, "cv": cv.to_dict(), "grid_search": res.grid_rows})
         return
@@ -113,7 +115,16 @@ def train_landmarks_cmd(
 
     preset(augment)  # fail early on a bad name
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed, threads=threads, limit=limit, init=str(init) if init else None)
-    s = train_landmarks(data, out, cfg, progress=not quiet, log=(lambda m: None) if quiet else typer.echo)
+    log = (lambda m: None) if quiet else err
+    rows: list[dict] = []
+
+    def on_epoch(r: dict) -> None:  # one table row per epoch (train.log in the run folder has them as JSON lines)
+        if not rows:
+            typer.echo(f"{'epoch':>7} {'train NME':>10} {'val NME':>9} {'val fail':>9} {'lr':>9} {'s':>6}")
+        rows.append(r)
+        typer.echo(f"{r['epoch'] + 1:>3}/{epochs:<3} {r['train_nme']:>10.4f} {r['val_nme']:>9.4f} {100 * r['val_fail']:>8.1f}% {r['lr']:>9.2e} {r['s']:>6.1f}")
+
+    s = train_landmarks(data, out, cfg, progress=not quiet, log=log, on_epoch=on_epoch)
     typer.echo(f"best val NME {s['val_nme']:.4f} at epoch {s['best_epoch']}; model {s['onnx']} (use it with --model {s['onnx']})")
 
 

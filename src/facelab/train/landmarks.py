@@ -251,7 +251,9 @@ def export_onnx(net, spec: CropSpec, path: Path, extra_meta: dict[str, str] | No
     return path
 
 
-def train_landmarks(data: str | os.PathLike[str], out: str | os.PathLike[str], config: TrainConfig | None = None, *, progress: bool = True, log=print) -> dict[str, Any]:
+def train_landmarks(
+    data: str | os.PathLike[str], out: str | os.PathLike[str], config: TrainConfig | None = None, *, progress: bool = True, log=print, on_epoch=None
+) -> dict[str, Any]:
     """Train (or resume) in ``out``; returns the summary written to ``out/summary.json``."""
     try:
         import torch
@@ -321,7 +323,7 @@ def train_landmarks(data: str | os.PathLike[str], out: str | os.PathLike[str], c
         rec = {"epoch": epoch, "train_nme": round(float(np.mean(losses)), 5), "val_nme": round(v, 5), "val_fail": round(float((val > 0.1).mean()), 4), "lr": sched.get_last_lr()[0], "s": round(time.time() - t0, 1)}
         with open(out / "train.log", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        log(json.dumps(rec))
+        (on_epoch or (lambda r: log(json.dumps(r))))(rec)  # each epoch's record (default: a JSON line to ``log``)
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch, "config": cfg.to_dict(), "rng": rng, "aug_rng": aug.rng}, ckpt)
     net.load_state_dict(torch.load(out / "best.pt"))
     n_params = sum(p.numel() for p in net.parameters())
