@@ -17,8 +17,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: layer of each top-level part of the package, bottom-up (CONTRIBUTING.md, "Layers").
 #: A part may import its own layer and those below; never one above.
 LAYERS: dict[str, int] = {
-    # 0 foundations: results, errors, registries, a progress bar
-    "types": 0, "errors": 0, "registry": 0, "progress": 0,
+    # 0 foundations: results, errors, registries, a progress bar, hushing third-party output
+    "types": 0, "errors": 0, "registry": 0, "progress": 0, "quiet": 0,
     # 1 input: loading images, paths, URLs; running a job over many sources (needs only io)
     "io": 1, "runner": 1,
     # 2 model files and drawing
