@@ -70,3 +70,36 @@ def test_draw_rotated_box_and_label(small):
     faces = facelab.detect(rotated, rotate=True)
     out = draw_faces(rotated, faces, labels=["someone"])
     assert out.shape == rotated.shape and (out != rotated).any()
+
+
+LONG_LABEL = "Barack Obama (0.36) 43 male asian happy"
+
+
+@pytest.mark.parametrize("edge", ["left", "right", "top", "bottom", "narrow"])
+def test_labels_stay_inside_the_image_whole(obama, edge):
+    """A face at each border (and an image narrower than its label): the label is shifted, wrapped or shrunk,
+    never cut (issue 17 point 9)."""
+    from facelab.draw import label_layout
+
+    b = facelab.detect(obama)[0].box
+    l, t, r, btm = (int(v) for v in (b.left, b.top, b.right, b.bottom))
+    img = {
+        "left": obama[:, l:], "right": obama[:, : r + 1], "top": obama[t:], "bottom": obama[: btm + 1],
+        "narrow": obama[max(0, t - 10) : btm + 10, l : l + (r - l) // 2],
+    }[edge]  # fmt: skip
+    face = facelab.detect(obama)[0]
+    dx, dy = {"left": (l, 0), "top": (0, t), "narrow": (l, max(0, t - 10))}.get(edge, (0, 0))
+    face.box = type(b)(b.left - dx, b.top - dy, b.right - dx, b.bottom - dy)
+    h, w = img.shape[:2]
+    poly = face.polygon()
+    scale, lines, (x0, y0, x1, y1) = label_layout(LONG_LABEL, w, h, int(poly[:, 0].min()), int(poly[:, 1].min()), int(poly[:, 1].max()))
+    assert 0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h
+    assert "".join(s for s, _, _ in lines).replace(" ", "") == LONG_LABEL.replace(" ", "")  # every character is drawn
+    for s, tx, ty in lines:
+        (tw, th), _ = cv2.getTextSize(s, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        assert 0 <= tx and tx + tw <= w and ty - th >= 0 and ty < h, (s, tx, ty, w, h)
+    if edge == "narrow":
+        assert len(lines) > 1  # wrapped
+    out = draw_faces(img, [face], labels=[LONG_LABEL])
+    changed = np.argwhere((out != img).any(axis=2))
+    assert len(changed)

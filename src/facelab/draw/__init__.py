@@ -97,14 +97,61 @@ def draw_faces(
     return out
 
 
+def label_layout(text: str, width: int, height: int, x: int, top: int, bottom: int, thick: int = 1) -> tuple[float, list[tuple[str, int, int]], tuple[int, int, int, int]]:
+    """Where a face's label goes so that it stays inside a ``width`` x ``height`` image, whole.
+
+    The label sits above the box (``x``, ``top``), or below it (``bottom``) when there is no room
+    above, or inside the image's top/bottom edge when neither fits; it is shifted left to stay
+    inside, shrunk (down to a readable size) when wider than the image, then wrapped at spaces
+    (and inside words that are still too wide).  Returns the font scale, the lines with their
+    text origins, and the background rectangle ``(x0, y0, x1, y1)``.
+    """
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = max(0.4, min(2.0, max(width, height) / 1000))
+    room = max(1, width - 2)
+    while scale > 0.3 and cv2.getTextSize(text, font, scale, thick)[0][0] > room:
+        scale = round(scale - 0.05, 2)
+    lines = _wrap(text, lambda s: cv2.getTextSize(s, font, scale, thick)[0][0], room)
+    (_, th), base = cv2.getTextSize("Ag", font, scale, thick)
+    line_h = th + base + 2
+    block_w = max(cv2.getTextSize(s, font, scale, thick)[0][0] for s in lines) + 2
+    block_h = line_h * len(lines)
+    if top - 4 - block_h >= 0:
+        y0 = top - 4 - block_h
+    elif bottom + 4 + block_h <= height:
+        y0 = bottom + 4
+    else:
+        y0 = max(0, min(top - 4 - block_h, height - block_h))
+    x0 = max(0, min(x, width - block_w))
+    placed = [(s, x0 + 1, y0 + (k + 1) * line_h - base - 1) for k, s in enumerate(lines)]
+    return scale, placed, (x0, y0, min(width - 1, x0 + block_w), min(height - 1, y0 + block_h))
+
+
+def _wrap(text: str, measure: Callable[[str], int], room: int) -> list[str]:
+    """Greedy line breaking at spaces; a word wider than ``room`` is cut into pieces that fit."""
+    lines: list[str] = []
+    for word in text.split():
+        pieces = []
+        while len(word) > 1 and measure(word) > room:
+            k = len(word) - 1
+            while k > 1 and measure(word[:k]) > room:
+                k -= 1
+            pieces.append(word[:k])
+            word = word[k:]
+        pieces.append(word)
+        if lines and measure(f"{lines[-1]} {pieces[0]}") <= room:
+            lines[-1] = f"{lines[-1]} {pieces[0]}"
+            pieces = pieces[1:]
+        lines += pieces
+    return lines or [""]
+
+
 def _label(img: np.ndarray, text: str, x: int, top: int, bottom: int, color, thick: int) -> None:
     h, w = img.shape[:2]
-    scale = max(0.4, min(2.0, max(h, w) / 1000))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    y = top - 4 if top - th - base - 4 > 0 else min(h - 1, bottom + th + base + 4)
-    x = max(0, min(x, w - tw - 2))
-    cv2.rectangle(img, (x, y - th - base), (x + tw + 2, y + base // 2), color, -1)
-    cv2.putText(img, text, (x + 1, y - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    scale, lines, (x0, y0, x1, y1) = label_layout(text, w, h, x, top, bottom, thick)
+    cv2.rectangle(img, (x0, y0), (x1, y1), color, -1)
+    for s, tx, ty in lines:
+        cv2.putText(img, s, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike[str], quality: int = 92) -> str:
@@ -115,4 +162,4 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str], quality: int = 9
     return path
 
 
-__all__ = ["BOX_COLOR", "COLORS", "default_label", "draw_faces", "landmark_colors", "save_image"]
+__all__ = ["BOX_COLOR", "COLORS", "default_label", "draw_faces", "label_layout", "landmark_colors", "save_image"]
