@@ -112,12 +112,6 @@ def api_open(tmp_path_factory):
     client.__exit__(None, None, None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(serve_env):
     """The app served by uvicorn on 127.0.0.1 (in a thread of this process); yields its base URL."""
@@ -130,11 +124,13 @@ def live_server(serve_env):
     data = serve_env.data_dir.parent / (serve_env.data_dir.name + "-live")
     data.mkdir(exist_ok=True)
     (data / "keys.json").write_bytes((serve_env.data_dir / "keys.json").read_bytes())  # same keys, own gallery
-    port = free_port()
+    sock = socket.socket()  # bound here and handed to uvicorn: the port is ours from the start (no bind-close-rebind race)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(create_app(Settings(data_dir=data, min_face=80)), host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()
@@ -150,3 +146,4 @@ def live_server(serve_env):
     yield url
     server.should_exit = True
     thread.join(timeout=10)
+    sock.close()

@@ -59,8 +59,15 @@ def test_keypoints_are_eyes_nose_mouth_ears(obama):
 def test_group_photo_count(fr_examples, detector):
     img = facelab.load_image(fr_examples / "two_people.jpg")
     faces = get_detector(detector).detect(img)
-    if detector == "blazeface_short":  # short range has a spurious third box here (score 0.57): its two best are the faces
-        faces = sorted(faces, key=lambda f: -f.score)[:2]
+    if detector == "blazeface_short":
+        # short range (made for selfies) finds the two faces and one false positive, in the open: a box at the
+        # bottom left, scoring below both faces (measured 0.952, 0.923, and 0.574 for the false one)
+        assert len(faces) == 3
+        ref = get_detector("blazeface_ft").detect(img)
+        real = [f for f in faces if max(f.box.iou(r.box) for r in ref) > 0.5]
+        false = [f for f in faces if f not in real]
+        assert len(real) == 2 and len(false) == 1 and false[0].score < min(f.score for f in real)
+        faces = real
     assert len(faces) == 2
     assert faces[0].box.iou(faces[1].box) == 0.0
 

@@ -88,14 +88,16 @@ def test_enrol_then_recognise_in_the_browser(browser, live_server, serve_env, ar
     page.click("button.tab[data-tab=analyze]")
     page.click("#webcam-start")
     page.locator("#webcam-video").wait_for()
+    status = None
     for _ in range(40):  # the snap button does nothing until the camera delivers frames
         try:
             with page.expect_response(lambda r: "/v1/analyze" in r.url, timeout=500) as resp:
                 page.click("#webcam-snap")
+            status = resp.value.status
             break
         except PlaywrightTimeout:
             continue
-    assert resp.value.status == 200
+    assert status == 200, "the fake camera never delivered a frame (20 s): no analyze request was made"
     page.locator("#analyze-status", has_text="no face found").wait_for()
     page.click("#webcam-stop")
     assert page.locator("#webcam").is_hidden()
