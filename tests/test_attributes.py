@@ -46,6 +46,9 @@ def _eval(model: str, items, tasks):
 def test_shipped_emotion_model_on_fer_val(fer_val_subset):
     got, rep = _eval("fer-cnn", fer_val_subset, ["emotion"])
     assert rep["evaluated"] == len(fer_val_subset) == 300
+    # fer2013 has no part that chose nothing: train gave the weights, val chose each net's epoch and the
+    # test-time warps.  So this floor on val is a regression check of the shipped file, not an accuracy
+    # claim (the model card says so too); utk_dlib_heads below is scored on UTKFace's held-out test split.
     assert got["emotion"] >= 0.69, got  # measured: 0.717 (215/300; the 3-net model 0.720); one net of the ensemble 0.707, the older smaller net 0.653
 
 

@@ -15,6 +15,7 @@ from facelab.evaluate.identities import (
     comparison_table,
     evaluate_model,
     gallery_open_set_trials,
+    open_set_accuracy,
     write_report,
 )
 from facelab.gallery import default_threshold
@@ -30,17 +31,37 @@ def test_embedded_sets_found_their_faces(orl_set, yale_set, lfw_set):
     assert len(lfw_set.classes) == 81 and len(lfw_set) >= 470
 
 
+def held_out_open_set(es, cv) -> tuple[float, float]:
+    """Open-set accuracy of the CV's out-of-fold distances on a part that chose nothing.
+
+    ``cv.open_set_accuracy`` is measured at the threshold chosen on those same distances (optimistic).
+    Here the people are split in two halves (alternate names): the threshold chosen on one half is
+    scored on the other, both ways round.
+    """
+    classes = sorted({str(c) for c in es.labels})
+    a = np.array([str(c) in set(classes[::2]) for c in es.labels])
+    right = cv.oof_pred == es.labels
+    out = []
+    for chose, scored in ((a, ~a), (~a, a)):
+        t, _ = best_open_set_threshold(cv.oof_dist[chose], right[chose], cv.stranger_dist[chose])
+        out.append(open_set_accuracy(t, cv.oof_dist[scored], right[scored], cv.stranger_dist[scored]))
+    return out[0], out[1]
+
+
 def test_orl_10_fold_svm(orl_set):
     cv = cross_validate(orl_set, "svm", folds=10, grid={"C": [1.0]})  # the grid search runs on Yale below
     assert cv.folds == 10 and len(cv.fold_accuracy) == 10
     assert cv.mean_accuracy >= 0.98  # measured 1.0000 (the issue expects > 95%)
-    assert cv.open_set_accuracy >= 0.97  # measured 1.0000: held-out images tried as strangers are rejected
+    # open set, the threshold chosen on the other half of the people: measured 1.0000 and 1.0000
+    assert min(held_out_open_set(orl_set, cv)) >= 0.97
 
 
 def test_yale_10_fold_svm_with_grid_search(yale_set):
     cv = cross_validate(yale_set, "svm", folds=10)  # nested: C chosen from the default grid in each training fold
     assert cv.mean_accuracy >= 0.97  # measured 0.9938
-    assert cv.open_set_accuracy >= 0.93  # measured 0.9665
+    # open set, the threshold chosen on the other half of the people: measured 0.7857 and 0.9425 (mean 0.864);
+    # on the distances that chose it, cv.open_set_accuracy reads 0.9756: that figure is optimistic
+    assert np.mean(held_out_open_set(yale_set, cv)) >= 0.82
     assert all(p["C"] in (0.1, 1.0, 10.0) for p in cv.fold_params)
 
 
@@ -52,17 +73,18 @@ def test_lfw_people_with_5_photos(lfw_set):
     assert knn.mean_accuracy >= 0.96  # measured 0.9894
 
 
-def test_people_never_enrolled_come_back_unknown(lfw_set, tmp_path):
-    """LFW: 40 people enrolled with 3 photos each, 41 never enrolled; default calibrated threshold."""
-    trials = OpenSetTrials.concat([gallery_open_set_trials(lfw_set, str(tmp_path / f"g{s}.db"), seed=s) for s in (11, 12)])
+def test_people_never_enrolled_come_back_unknown(orl_set, tmp_path):
+    """The default threshold (0.495) was calibrated on LFW; measured here on ORL, which chose nothing:
+    20 people enrolled with 3 photos each, 20 never enrolled, two random splits (280 known probes, 400 strangers)."""
+    trials = OpenSetTrials.concat([gallery_open_set_trials(orl_set, str(tmp_path / f"g{s}.db"), seed=s) for s in (11, 12)])
     r = trials.accuracy_at(default_threshold("dlib", "nearest"))
-    assert r["strangers_unknown"] >= 0.96  # measured 0.9810
-    assert r["known_identified"] >= 0.92  # measured 0.9524
-    assert r["open_set_accuracy"] >= 0.95  # measured 0.9716
+    assert r["strangers_unknown"] >= 0.89  # measured 0.9250
+    assert r["known_identified"] >= 0.97  # measured 1.0000
+    assert r["open_set_accuracy"] >= 0.93  # measured 0.9559
     # the verification threshold (0.6) lets far more strangers through: why identification has its own
-    assert trials.accuracy_at(0.6)["strangers_unknown"] < r["strangers_unknown"] - 0.2  # measured 0.6956 vs 0.9810
+    assert trials.accuracy_at(0.6)["strangers_unknown"] < r["strangers_unknown"] - 0.3  # measured 0.4100 vs 0.9250
     t, acc = best_open_set_threshold(trials.known_dist, trials.known_correct, trials.stranger_dist)
-    assert 0.4 < t < 0.6 and acc >= r["open_set_accuracy"]
+    assert 0.4 < t < 0.6 and acc >= r["open_set_accuracy"]  # ORL's own best: 0.439 (1.0000)
 
 
 def test_mlp_adapter_and_model_file(orl_set, tmp_path):

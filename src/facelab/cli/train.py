@@ -91,7 +91,7 @@ def train_identities_cmd(
     typer.echo(f"{len(es)} images of {len(es.classes)} people, {model} ({res.model.meta['approach']})")
     typer.echo("fold accuracy: " + "  ".join(f"{a:.4f}" for a in cv.fold_accuracy))
     typer.echo(f"{cv.folds}-fold CV accuracy: {cv.mean_accuracy:.4f} ± {cv.std_accuracy:.4f}")
-    typer.echo(f"parameters: {json.dumps(res.final_params)}   open-set threshold: {res.model.threshold:.4f} (held-out open-set accuracy {cv.open_set_accuracy:.4f})")
+    typer.echo(f"parameters: {json.dumps(res.final_params)}   open-set threshold: {res.model.threshold:.4f} (open-set accuracy {cv.open_set_accuracy:.4f} on the out-of-fold distances that chose it: optimistic)")
     typer.echo(f"model written to {path}")
 
 
