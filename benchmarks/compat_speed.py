@@ -8,13 +8,17 @@ reported apart.  The encodings of the two runs are compared face by face.
 
 Rows printed (and written to ``--json-out``):
 
-* ``original``: ``import face_recognition`` (face_recognition 1.3.0 on dlib).
+* ``original``: ``import face_recognition`` (face_recognition 1.3.0 on dlib), one process (dlib uses one core).
+* ``original N processes``: the same script over N shares of the photos in N processes at once (what a
+  ``multiprocessing`` pool over its API, or its CLI's ``--cpus N``, does): N = ``--cores`` (default 2).
 * ``compat``: ``import facelab.compat.face_recognition as face_recognition``
-  (onnxruntime with its default threads: all cores).
-* ``compat 1 thread``: the same with ``FACELAB_THREADS=1`` (dlib uses one core).
+  with ``FACELAB_THREADS=N`` (onnxruntime on N cores).
+* ``compat 1 thread``: the same with ``FACELAB_THREADS=1``.
+* The ratios compare equal cores: ``compat`` / ``original N processes``, and
+  ``compat 1 thread`` / ``original``.
 * with ``--twice``: the same loop calling ``face_encodings(img)`` *without* the
   locations after ``face_locations(img)`` (a common pattern that detects twice
-  in the original; the drop-in reuses the first detection).
+  in the original; the drop-in reuses the first detection), one core each.
 * with ``--cli``: the ``face_recognition`` command (known people = the first
   ``--known`` photos) over the folder, ``--cpus 1`` and ``--cpus 2``, wall time
   including start-up.
@@ -99,36 +103,43 @@ def worker(impl: str, images: list[str], model: str, upsample: int, twice: bool,
     )
 
 
-def run_worker(impl: str, images: list[str], args, tmp: str, threads: int | None = None, twice: bool = False) -> dict:
-    out = os.path.join(tmp, f"{impl}-{threads}-{int(twice)}")
+def _start_worker(impl: str, images: list[str], args, out: str, threads: int | None, twice: bool) -> subprocess.Popen:
     env = dict(os.environ)
     if threads:
         env["FACELAB_THREADS"] = str(threads)
-    listing = os.path.join(tmp, "images.txt")
+    listing = out + ".images.txt"
     Path(listing).write_text("\n".join(images))
-    cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        impl,
-        "--list",
-        listing,
-        "--model",
-        args.model,
-        "--upsample",
-        str(args.upsample),
-        "--out",
-        out,
-    ]
+    cmd = [sys.executable, __file__, "--worker", impl, "--list", listing, "--model", args.model, "--upsample", str(args.upsample), "--out", out]
     if twice:
         cmd.append("--twice-worker")
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        raise SystemExit(f"{impl} run failed:\n{r.stderr[-3000:]}")
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _collect(proc: subprocess.Popen, impl: str, out: str, n: int) -> dict:
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{impl} run failed:\n{err[-3000:]}")
     res = json.loads(Path(out + ".json").read_text())
     npz = np.load(out + ".npz")
-    res["encodings"] = [npz[str(i)] for i in range(len(images))]
+    res["encodings"] = [npz[str(i)] for i in range(n)]
     return res
+
+
+def run_worker(impl: str, images: list[str], args, tmp: str, threads: int | None = None, twice: bool = False, procs: int = 1) -> dict:
+    """The measured loop over ``images`` in ``procs`` processes at once (each a share of the images, as a pool would);
+    ``seconds`` is the wall time of the parallel loop (the slowest share), the stage times are summed."""
+    parts = [images[i::procs] for i in range(procs)]
+    outs = [os.path.join(tmp, f"{impl}-{threads}-{int(twice)}-{procs}-{i}") for i in range(procs)]
+    running = [_start_worker(impl, part, args, out, threads, twice) for part, out in zip(parts, outs)]
+    res = [_collect(proc, impl, out, len(part)) for proc, out, part in zip(running, outs, parts)]
+    merged = {
+        "seconds": max(r["seconds"] for r in res), "import_s": max(r["import_s"] for r in res), "first_image_s": max(r["first_image_s"] for r in res),
+        **{k: sum(r[k] for r in res) for k in ("load_s", "locate_s", "encode_s")},
+        "boxes": {p: b for r in res for p, b in r["boxes"].items()},
+    }  # fmt: skip
+    by_path = {p: e for part, r in zip(parts, res) for p, e in zip(part, r["encodings"])}
+    merged["encodings"] = [by_path[p] for p in images]
+    return merged
 
 
 def run_cli(exe: list[str], known: str, folder: str, cpus: int) -> tuple[float, list[str]]:
@@ -149,6 +160,7 @@ def main() -> int:
         help="folder of photos (repeatable; default: the face_recognition examples and dlib's example photos)",
     )
     ap.add_argument("--limit", type=int, default=None, help="use only the first N photos")
+    ap.add_argument("--cores", type=int, default=min(2, os.cpu_count() or 1), help="cores for each side: the compat's threads, the original's processes")
     ap.add_argument("--model", default="hog", choices=["hog", "cnn"])
     ap.add_argument("--upsample", type=int, default=1, help="number_of_times_to_upsample (face_recognition's default: 1)")
     ap.add_argument("--twice", action="store_true", help="also time face_encodings(img) without locations after face_locations(img)")
@@ -176,14 +188,18 @@ def main() -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [("original", None, False), ("compat", None, False), ("compat 1 thread", 1, False)]
+        cores = args.cores
+        runs = [
+            ("original", None, False, 1), (f"original {cores} processes", None, False, cores),
+            ("compat", cores, False, 1), ("compat 1 thread", 1, False, 1),
+        ]  # fmt: skip
         if args.twice:
-            runs += [("original, detect twice", None, True), ("compat, detect twice", None, True)]
+            runs += [("original, detect twice", None, True, 1), ("compat, detect twice", 1, True, 1)]
         res = {}
-        for label, threads, twice in runs:
+        for label, threads, twice, procs in runs:
             impl = "original" if label.startswith("original") else "compat"
             print(f"  running {label} ...", flush=True)
-            res[label] = run_worker(impl, images, args, tmp, threads, twice)
+            res[label] = run_worker(impl, images, args, tmp, threads, twice, procs)
             r = res[label]
             rows.append(
                 {
@@ -225,12 +241,15 @@ def main() -> int:
                 same = [ln.split(",")[:2] for ln in out_o] == [ln.split(",")[:2] for ln in out_c]
                 cli_rows.append({"cpus": cpus, "original_s": w_o, "compat_s": w_c, "ratio": w_o / w_c, "same_names": same})
 
-    o_ips = len(images) / orig["seconds"]
+    o_ips = len(images) / res[f"original {args.cores} processes"]["seconds"]  # the original on as many cores as the compat uses
     c_ips = len(images) / comp["seconds"]
+    o1_ips, c1_ips = len(images) / orig["seconds"], len(images) / res["compat 1 thread"]["seconds"]
     result = {
+        "cores": args.cores,
         "original_images_per_s": round(o_ips, 4),
         "compat_images_per_s": round(c_ips, 4),
         "ratio": round(c_ips / o_ips, 3),
+        "ratio_1_core": round(c1_ips / o1_ips, 3),
         "max_encoding_diff": max_diff,
         "boxes_identical": boxes_identical,
         "images": len(images),
@@ -264,7 +283,7 @@ def main() -> int:
             f" {r['import_s']:9.2f} {r['first_image_s']:12.2f}"
         )
     print(
-        f"\nratio compat/original: {result['ratio']:.2f}x   boxes identical: {boxes_identical}   faces: {n_faces}   max |encoding diff|: {max_diff:.2e}"
+        f"\nratio compat/original on {args.cores} cores each: {result['ratio']:.2f}x (1 core each: {result['ratio_1_core']:.2f}x)   boxes identical: {boxes_identical}   faces: {n_faces}   max |encoding diff|: {max_diff:.2e}"
     )
     for c in cli_rows:
         print(
