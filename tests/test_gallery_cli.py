@@ -140,3 +140,16 @@ def test_train_evaluate_predict(tmp_path, orl_set):
     assert r.returncode == 0, r.stderr
     assert "--folds 20: the person with the fewest images has 10, so 10-fold cross-validation was used" in r.stderr
     assert len(json.loads(r.stdout)["cv"]["fold_accuracy"]) == 10
+
+
+def test_train_identities_on_two_photos_per_person(tmp_path, fr_examples):
+    """Two photos per person (symlinked folders): 2-fold CV, no grid search possible inside the folds, said on stderr; no traceback."""
+    train = fr_examples / "knn_examples" / "train"
+    people = tmp_path / "people"
+    people.mkdir()
+    for name in ("biden", "kit_harington", "rose_leslie"):
+        (people / name).symlink_to(train / name, target_is_directory=True)
+    r = facelab("train", "identities", str(people), "--folds", "10", "-o", str(tmp_path / "m.npz"))
+    assert r.returncode == 0, r.stderr
+    assert "in the CV folds: grid not searched" in r.stderr and "so 2-fold cross-validation was used" in r.stderr
+    assert "2-fold CV accuracy" in r.stdout and (tmp_path / "m.npz").is_file()

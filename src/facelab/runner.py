@@ -49,7 +49,7 @@ _worker_job: Job | None = None
 _worker_post: PostFn | None = None
 
 
-def _init_worker(job: Job, post: PostFn | None, threads: int) -> None:
+def init_worker(job: Job, post: PostFn | None, threads: int) -> None:
     global _worker_job, _worker_post
     _worker_job, _worker_post = job, post
     os.environ.setdefault("FACELAB_THREADS", str(threads))  # share the cores between workers
@@ -66,7 +66,7 @@ def _worker_run(source: Any) -> ImageResult:
     return run_one(_worker_job, source, _worker_post)
 
 
-def _worker_run_chunk(sources: Sequence[Any]) -> list[ImageResult]:
+def worker_run_chunk(sources: Sequence[Any]) -> list[ImageResult]:
     assert _worker_job is not None
     return [run_one(_worker_job, s, _worker_post) for s in sources]
 
@@ -88,7 +88,7 @@ def run_many(job: Job, sources: Iterable[Any], *, workers: int = 1, post: PostFn
             yield run_one(job, s, post)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(job, post, max(1, default_workers() // workers))) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(job, post, max(1, default_workers() // workers))) as pool:
         yield from pool.map(_worker_run, sources, chunksize=chunksize)
 
 
@@ -155,11 +155,11 @@ class ProcessExecutor(ChunkExecutor):
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.job, self.post, self.threads))
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=init_worker, initargs=(self.job, self.post, self.threads))
 
     def submit(self, sources: list[Any]) -> Future:
         assert self._pool is not None
-        return self._pool.submit(_worker_run_chunk, sources)
+        return self._pool.submit(worker_run_chunk, sources)
 
     def is_crash(self, exc: BaseException) -> bool:
         return isinstance(exc, BrokenProcessPool)

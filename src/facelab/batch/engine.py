@@ -110,7 +110,7 @@ def make_job(task: str, opts: BatchOptions) -> tuple[Any, dict[str, Any]]:
         g = open_gallery(opts.db, threshold=opts.threshold, match=opts.match, top_k=opts.top_k, detector=opts.detector, rotate=opts.rotate, min_face=opts.min_face)
         g.check_ready()  # an empty gallery or another model fails here, before any image work
         if g.search_kind() == "faiss":
-            g._refresh()  # build/save the index once, before the workers load it
+            g.refresh()  # build/save the index once, before the workers load it
         job = IdentifyJob(FaceAnalysis(detector=opts.detector, landmarks=None, embedder=g.embedder_spec, rotate=opts.rotate, flip=opts.flip, detector_options=det), g)
         settings.update(model=g.embedder_spec, db=g.url, threshold=round(g.threshold, 6), match=opts.match, top_k=opts.top_k)
     return job, settings

@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import ModelError
-from ..runner import ChunkExecutor, PostFn, _init_worker, _worker_run_chunk, default_workers
+from ..runner import ChunkExecutor, PostFn, init_worker, worker_run_chunk, default_workers
 
 
 def import_ray():
@@ -52,10 +52,10 @@ class _Worker:
     """The actor: the job's models, loaded once; runs chunks of sources."""
 
     def __init__(self, job: Any, post: PostFn | None, threads: int):
-        _init_worker(job, post, threads)
+        init_worker(job, post, threads)
 
     def run(self, sources: list[Any]):
-        return _worker_run_chunk(sources)
+        return worker_run_chunk(sources)
 
     def ready(self) -> bool:
         return True

@@ -163,7 +163,7 @@ def identify(
         g.check_ready()  # an empty gallery or another model fails here, before any image work
         job = IdentifyJob(make_pipeline(detector, rotate, min_face, None, g.embedder_spec), g)
         if g.search_kind() == "faiss":
-            g._refresh()  # build/update the saved index once, before workers load it
+            g.refresh()  # build/update the saved index once, before workers load it
 
         def extra(f: Face) -> str:
             if f.identity is None:

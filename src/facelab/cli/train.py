@@ -83,6 +83,8 @@ def train_identities_cmd(
     )
     path = res.model.save(output or Path(f"identities-{model}.npz"))
     cv = res.cv
+    for note in cv.notes + [f"on the whole set: {n}" for n in {r["note"] for r in res.grid_rows if r.get("note")}]:
+        err(note)
     if cv.folds < folds:
         err(f"--folds {folds}: the person with the fewest images has {cv.folds}, so {cv.folds}-fold cross-validation was used")
     if as_json:

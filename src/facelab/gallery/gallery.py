@@ -315,6 +315,10 @@ class Gallery:
     def __len__(self) -> int:
         return self.store.count()
 
+    def refresh(self) -> None:
+        """Build (or update) the search structures now, and the saved index: worker processes then load it instead of building it."""
+        self._refresh()
+
     def _refresh(self) -> None:
         """(Re)load the search structures when the store changed since they were built."""
         st = self.store.state()

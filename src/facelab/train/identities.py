@@ -200,7 +200,11 @@ def _select(kind: str, grid: dict[str, list], X: np.ndarray, y: np.ndarray, seed
     points = _grid_points(grid)
     if len(points) == 1:
         return points[0], [{"params": points[0], "accuracy": None}]
-    k = max(2, min(inner, int(np.bincount(np.unique(y, return_inverse=True)[1]).min())))
+    smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
+    if smallest < 2:  # no inner CV can hold out a photo of every person: the grid's first point, said in the rows
+        note = "grid not searched (a person has a single training image; the search needs 2 per person): its first point was used"
+        return points[0], [{"params": hp, "accuracy": None, "note": note} for hp in points]
+    k = min(inner, smallest)
     splits = _folds(y, k, seed)
     rows = []
     for hp in points:
@@ -235,6 +239,7 @@ class CVResult:
     threshold: float = float("nan")
     open_set_accuracy: float = float("nan")
     grid_rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be done as asked (e.g. no grid search in a fold)
 
     @property
     def mean_accuracy(self) -> float:
@@ -282,10 +287,12 @@ def cross_validate(es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10,
     oof_pred = np.empty(len(y), dtype=classes.dtype)
     oof_dist = np.zeros(len(y))
     stranger = np.zeros(len(y))
-    accs, fold_params = [], []
+    accs, fold_params, notes = [], [], []
     with threadpool_limits(1):  # tiny matrices: BLAS threads only fight over the cores
         for f, (tr, te) in enumerate(_folds(y, k, seed)):
-            hp, _ = _select(classifier, grid, X[tr], y[tr], seed)
+            hp, rows = _select(classifier, grid, X[tr], y[tr], seed)
+            if rows and rows[0].get("note") and f"in the CV folds: {rows[0]['note']}" not in notes:
+                notes.append(f"in the CV folds: {rows[0]['note']}")
             m = _Fitted.fit(classifier, hp, X[tr], y[tr], seed)
             pred = m.predict(X[te])
             ncd = nearest_class_distances(X[te], X[tr], yi[tr], len(classes), metric)
@@ -299,7 +306,7 @@ def cross_validate(es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10,
             fold_params.append(hp)
             if progress:
                 progress(f + 1, k)
-    res = CVResult(classifier, k, accs, fold_params, oof_pred, oof_dist, stranger)
+    res = CVResult(classifier, k, accs, fold_params, oof_pred, oof_dist, stranger, notes=notes)
     res.threshold, res.open_set_accuracy = best_open_set_threshold(oof_dist, oof_pred == y, stranger)
     return res
 
