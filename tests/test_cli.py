@@ -162,3 +162,60 @@ def test_json_is_all_of_stdout_and_third_party_noise_needs_v(tmp_path, fr_exampl
     loud = facelab_process("detect", img, "-d", "blazeface", "--json", "-v")
     assert loud.returncode == 0 and "XNNPACK" in loud.stderr  # the same run, verbose: the native log line is there
     json.loads(loud.stdout)
+
+
+def _all_commands():
+    from typer.main import get_command
+
+    from facelab.cli import app
+
+    def walk(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, (*path, name))
+        if not hasattr(cmd, "commands"):
+            yield " ".join(path), cmd
+
+    return dict(walk(get_command(app), ()))
+
+
+def test_one_default_detector_and_rotation_for_every_command():
+    """Every command with --detector / --rotate has the same defaults (cli/common.py), except the documented ones (issue 17 point 5)."""
+    from facelab.detect import DEFAULT_DETECTOR
+
+    own = {"verify": "hog,hog@2,cnn", "evaluate landmarks": "hog"}  # README "Command line": calibrated / comparable settings
+    seen = []
+    for name, cmd in _all_commands().items():
+        opts = {p.name: p.default for p in cmd.params}
+        if "detector" in opts:
+            seen.append(name)
+            assert opts["detector"] == own.get(name, DEFAULT_DETECTOR), name
+        if "rotate" in opts:
+            assert getattr(opts["rotate"], "value", opts["rotate"]) == "auto", name
+    for name in ("detect", "landmarks", "embed", "analyze", "predict", "train identities", "dataset build", "enroll", "enroll-dir", "identify",
+                 "batch embed", "batch analyze", "batch identify", "stream", "serve"):
+        assert name in seen, name
+
+
+def test_landmarks_help_lists_every_registered_model():
+    from typer.testing import CliRunner
+
+    from facelab.cli import app
+    from facelab.landmarks import LANDMARKERS
+
+    out = CliRunner().invoke(app, ["landmarks", "--help"], env={"COLUMNS": "300"}).stdout
+    for name in LANDMARKERS.names():
+        assert name in out, name
+
+
+def test_dataset_build_accepts_rotate_off(tmp_path, fr_examples):
+    from facelab.datasets.build import BuildOptions
+
+    assert BuildOptions(rotate=False).rotate == BuildOptions(rotate="off").rotate == "off"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("biden", "obama"):
+        (raw / name).symlink_to(fr_examples / "knn_examples" / "train" / name, target_is_directory=True)
+    r = facelab("dataset", "build", str(raw), str(tmp_path / "out"), "--rotate", "off", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["totals"]["images"] == 4 and s["options"]["rotate"] == "off"
