@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .detect import DEFAULT_DETECTOR, Rotate, detect, get_detector, pick_face
 from .embed import DEFAULT_EMBEDDER, get_embedder
 from .io import as_image, load_image
