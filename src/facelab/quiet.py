@@ -33,6 +33,13 @@ def hush_third_party() -> None:
             pass
 
 
+def unhush_third_party() -> None:
+    """Undo :func:`hush_third_party` (``facelab -v``; also when an earlier call in this process hushed)."""
+    if os.environ.pop(QUIET_ENV, None) is not None and os.environ.get("PYTHONWARNINGS") == "ignore":
+        os.environ.pop("PYTHONWARNINGS")
+    warnings.resetwarnings()
+
+
 @contextmanager
 def native_stderr_hushed() -> Iterator[None]:
     """With ``FACELAB_QUIET=1``: native writes to file descriptor 2 go nowhere inside the block."""
@@ -54,4 +61,4 @@ def native_stderr_hushed() -> Iterator[None]:
         os.close(devnull)
 
 
-__all__ = ["QUIET_ENV", "hush_third_party", "native_stderr_hushed"]
+__all__ = ["QUIET_ENV", "hush_third_party", "native_stderr_hushed", "unhush_third_party"]

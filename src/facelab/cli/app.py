@@ -9,7 +9,7 @@ import typer
 
 from .. import __version__
 from . import batch, compat, dataset, evaluate, gallery, images, serve, stream, train
-from ..quiet import hush_third_party
+from ..quiet import hush_third_party, unhush_third_party
 from .common import VerboseOpt, err
 
 app = typer.Typer(
@@ -38,7 +38,9 @@ def _root(
     verbose: VerboseOpt = False,
 ) -> None:
     """Offline face analysis."""
-    if not verbose:
+    if verbose:
+        unhush_third_party()
+    else:
         hush_third_party()
 
 
