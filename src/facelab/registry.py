@@ -60,6 +60,10 @@ class Registry(Generic[T]):
         """The shared instance for ``spec`` with ``options`` (created on first use)."""
         name, extra = self.resolve(spec)
         opts = {**extra, **options}
+        if "path" not in opts:  # a user's own model file is theirs to judge
+            from .models import check_backend
+
+            check_backend(self.kind, name)
         key = (name, tuple(sorted((k, _hashable(v)) for k, v in opts.items())))
         inst = self._instances.get(key)
         if inst is not None:

@@ -36,7 +36,7 @@ from .parts import (
 
 QUALITY_MODEL = "facelab_quality"
 QUALITY_FILE = "assets/quality_mlp.onnx"
-QUALITY_SHA256 = "0" * 64  # set when the model is trained (facelab/quality/train.py)
+QUALITY_SHA256 = "e5552f41ae38aaec777bcf4e1e5f478ab11b1a456fca2bc3fd26062f73fd55e4"
 #: the embedder the learned score reads (its input includes the face's embedding)
 QUALITY_EMBEDDER = "dlib"
 
