@@ -93,7 +93,7 @@ def test_cli_models_shows_licences_and_env_policy_refuses_dlib68():
     cmd = [exe] if exe else [sys.executable, "-m", "facelab.cli"]
     out = subprocess.run(cmd + ["models"], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    line = next(ln for ln in out.stdout.splitlines() if "dlib_sp68" in ln)
+    line = [ln for ln in out.stdout.splitlines() if "dlib_sp68" in ln][-1]  # the licence table row
     assert "non-commercial" in line and "iBUG 300-W" in line
     out = subprocess.run(
         cmd + ["landmarks", str(SAMPLES / "known" / "obama.jpg"), "--model", "dlib68", "--detector", "hog"],

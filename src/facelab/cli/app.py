@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from .. import __version__
 from . import batch, compat, dataset, evaluate, gallery, images, serve, stream, train
-from .common import err
+from .common import err, fail
 
 app = typer.Typer(
     name="facelab",
@@ -32,8 +33,21 @@ def _version_callback(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False) -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False,
+    licence: Annotated[
+        Optional[str],
+        typer.Option("--licence", help="commercial: use only models whose weights and training data allow commercial use (also FACELAB_LICENCE)."),
+    ] = None,
+) -> None:
     """Offline face analysis."""
+    if licence is not None:
+        from ..models import LICENCE_POLICIES, set_licence_policy
+
+        if licence not in LICENCE_POLICIES:
+            fail(f"--licence must be one of {', '.join(LICENCE_POLICIES)}, not {licence!r}")
+        set_licence_policy(licence)
+        os.environ["FACELAB_LICENCE"] = licence  # worker processes read it too
 
 
 def main() -> None:
