@@ -104,3 +104,18 @@ def test_commercial_policy_skips_the_learned_score(sharp):
             assess_faces(img, [_copy(face)], learned=True)
     finally:
         set_licence_policy(None)
+
+
+def test_enroll_min_quality_and_best_shot(tmp_path):
+    from facelab.gallery import Gallery
+
+    sharp = facelab.load_image(SAMPLES / "known" / "obama.jpg")
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 8.0)
+    with Gallery(tmp_path / "g.db") as g:
+        res = g.enroll("obama", [blurred, sharp], best=1)
+        assert [r.status for r in res] == ["not_best", "added"]
+        assert res[1].quality > res[0].quality
+        assert len(g.embeddings("obama")) == 1
+        res = g.enroll("obama", [SAMPLES / "photos" / "obama2.jpg"], min_quality=0.99)
+        assert res[0].status == "low_quality" and "below 0.99" in res[0].note and res[0].to_dict()["quality"] < 0.99
+        assert len(g.embeddings("obama")) == 1
