@@ -202,3 +202,26 @@ def test_video_is_anonymised_with_the_same_frames_and_timing(tmp_path):
     for i, (faces, frame) in enumerate(zip(seen, frames)):
         for f in facelab.detect(frame, rotate=True):
             assert not any(f.box.iou(o.box) > 0.3 for o in faces), f"frame {i}: the covered face is still detected"
+
+
+def test_rest_anonymize(api, serve_env, photos):
+    import base64
+    import io
+
+    from PIL import Image
+
+    h = serve_env.h()
+    r = api.post("/v1/gallery/people", data={"name": "Barack Obama"}, files={"image": ("obama.jpg", photos["obama"], "image/jpeg")}, headers=h)
+    assert r.status_code == 200, r.text
+    up = {"image": ("ob.jpg", photos["obama_and_biden"], "image/jpeg")}
+    body = api.post("/v1/anonymize?method=pixelate", files=up, headers=serve_env.h("read")).json()
+    assert len(body["covered"]) >= 2 and body["image"].startswith("data:image/png;base64,")
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1]))).convert("RGB"))
+    assert img.shape == (body["height"], body["width"], 3)
+    kept = api.post("/v1/anonymize?known=keep&format=jpeg", files=up, headers=serve_env.h("read")).json()
+    assert "Barack Obama" in [k["name"] for k in kept["kept"]]
+    assert all(c.get("name") != "Barack Obama" for c in kept["covered"])
+    bad = api.post("/v1/anonymize?method=smudge", files=up, headers=serve_env.h("read"))
+    assert bad.status_code == 422
+    q = api.post("/v1/analyze?quality=true&landmarks=false", files=up, headers=serve_env.h("read")).json()
+    assert all(0.0 <= f["quality"]["score"] <= 1.0 for f in q["faces"])
