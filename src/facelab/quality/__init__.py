@@ -36,7 +36,7 @@ from .parts import (
 
 QUALITY_MODEL = "facelab_quality"
 QUALITY_FILE = "assets/quality_mlp.onnx"
-QUALITY_SHA256 = "e5552f41ae38aaec777bcf4e1e5f478ab11b1a456fca2bc3fd26062f73fd55e4"
+QUALITY_SHA256 = "9d03a5ab9f85dad466d2604cb71ec22d6b03d66b8099de4699c22e281df2b43f"
 #: the embedder the learned score reads (its input includes the face's embedding)
 QUALITY_EMBEDDER = "dlib"
 
@@ -67,13 +67,17 @@ def measure(image: np.ndarray, face: Face) -> dict[str, float]:
 
 
 def feature_vector(face: Face, m: dict[str, float]) -> np.ndarray:
-    """The learned model's hand-made features (FEATURES order) from :func:`measure`'s output."""
+    """The learned model's hand-made features (FEATURES order) from :func:`measure`'s output.
+
+    Without pose points (a detector without keypoints, e.g. HOG) the pose features are 0 and the
+    detector score is read as 1: the model was trained on both forms of every row.
+    """
     has = m["yaw"] is not None
     return np.array(
         [
             math.log1p(m["lapvar"]), m["brightness"], m["clipped"], m["contrast"], math.log(m["side"]),
             abs(m["yaw"]) / 90.0 if has else 0.0, abs(m["pitch"]) / 90.0 if has else 0.0, abs(m["roll"]) / 90.0 if has else 0.0,
-            float(face.score), 1.0 if has else 0.0,
+            float(face.score) if has else 1.0, 1.0 if has else 0.0,  # scores of other detectors are on other scales
         ],
         np.float32,
     )

@@ -222,8 +222,15 @@ def main(argv: list[str] | None = None) -> None:
     y = targets(X, row_people, kinds)
     good = ~np.isnan(y)
     X, y, groups = X[good], y[good], np.array(row_people)[good]
+    # every row again as a detector without keypoints (e.g. HOG) gives it: pose features 0, has_pose 0, score 1
+    nopose = X.copy()
+    pose_cols = [128 + FEATURES.index(k) for k in ("abs_yaw", "abs_pitch", "abs_roll", "has_pose")]
+    nopose[:, pose_cols] = 0.0
+    nopose[:, 128 + FEATURES.index("detector_score")] = 1.0
+    X, y, groups = np.concatenate([X, nopose]), np.concatenate([y, y]), np.concatenate([groups, groups])
+    kinds = [k for k, g in zip(kinds, good) if g] * 2
     net, info = train_mlp(X.astype(np.float32), y.astype(np.float32), groups, seed=a.seed)
-    clean_y = y[np.array(kinds)[good] == "clean"]
+    clean_y = y[np.array(kinds) == "clean"]
     d_good, d_bad = float(np.percentile(clean_y, 5)), float(np.percentile(y, 95))
     meta = {"d_good": f"{d_good:.4f}", "d_bad": f"{d_bad:.4f}", "embedder": QUALITY_EMBEDDER, "features": json.dumps(list(FEATURES)),
             "trained_on": "LFW View 1 people not in pairsDevTest.txt"}
