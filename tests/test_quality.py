@@ -119,3 +119,19 @@ def test_enroll_min_quality_and_best_shot(tmp_path):
         res = g.enroll("obama", [SAMPLES / "photos" / "obama2.jpg"], min_quality=0.99)
         assert res[0].status == "low_quality" and "below 0.99" in res[0].note and res[0].to_dict()["quality"] < 0.99
         assert len(g.embeddings("obama")) == 1
+
+
+def test_batch_analyze_rows_carry_quality(tmp_path):
+    from typer.testing import CliRunner
+
+    from facelab.batch.table import read_rows
+    from facelab.cli import app
+
+    out = tmp_path / "rows"
+    r = CliRunner().invoke(
+        app, ["batch", "analyze", str(SAMPLES / "photos"), "--output", str(out), "--quality", "--actions", "none", "--landmarks", "none", "-w", "1", "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    rows = read_rows(out).to_pylist()
+    faces = [row for row in rows if row["face"] is not None]
+    assert len(faces) >= 4 and all(0.0 <= row["quality"] <= 1.0 for row in faces)
