@@ -92,9 +92,9 @@ _DLIB_MODELS = "github.com/davisking/dlib-models README"
 _MP_CARD = "MediaPipe BlazeFace / Face Mesh model cards (Apache-2.0)"
 #: Licence facts per model-file key (every entry of :data:`MODEL_FILES` has one; tests check it).
 LICENCES: dict[str, Licence] = {
-    "dlib_resnet": Licence("public domain (Davis King)", "FaceScrub + VGG Face + images scraped by Davis King (~3 M faces)", True, _DLIB_MODELS),
-    "dlib_mmod": Licence("public domain (Davis King)", "dlib face detection dataset (images from public datasets, boxes by Davis King; CC0)", True, _DLIB_MODELS),
-    "dlib_sp5": Licence("public domain (Davis King)", "dlib 5-point landmark dataset (7,198 faces annotated by Davis King; CC0)", True, _DLIB_MODELS),
+    "dlib_resnet": Licence("public domain (Davis King)", "~3 M faces: FaceScrub, the VGG face set and images scraped by Davis King (no LFW identities)", True, _DLIB_MODELS),
+    "dlib_mmod": Licence("public domain (Davis King)", "dlib face detection dataset: images from ImageNet, AFLW, Pascal VOC, VGG, WIDER, FaceScrub, boxes by Davis King", True, _DLIB_MODELS),
+    "dlib_sp5": Licence("public domain (Davis King)", "dlib 5-point landmark dataset: 7,198 faces from the internet, annotated by Davis King", True, _DLIB_MODELS),
     "dlib_sp68": Licence(
         "public domain (Davis King)", "iBUG 300-W: its licence excludes commercial use, and its authors ask that models trained on it are not used commercially",
         False, _DLIB_MODELS, "landmarks 'dlib5' (5 points) or 'mesh468' (MediaPipe, 468 points)",
@@ -122,8 +122,8 @@ LICENCES: dict[str, Licence] = {
         "MIT (facelab)", "LFW (research use): people outside the View 1 test pairs", False, "facelab/assets/quality_mlp.md",
         "the quality parts alone (facelab.quality.assess(..., learned=False); the default under licence=commercial)",
     ),
-    "agegender_age": Licence("CC0-1.0 (Cydral, dlib-models)", "public face datasets collected by Cydral (terms per the dlib-models README)", True, _DLIB_MODELS),
-    "agegender_gender": Licence("CC0-1.0 (Cydral, dlib-models)", "public face datasets collected by Cydral (terms per the dlib-models README)", True, _DLIB_MODELS),
+    "agegender_age": Licence("CC0-1.0 (Cydral, dlib-models)", "a private set of ~110 k labelled faces (Cydral Technology)", True, _DLIB_MODELS),
+    "agegender_gender": Licence("CC0-1.0 (Cydral, dlib-models)", "a private set of ~200 k faces (Cydral Technology)", True, _DLIB_MODELS),
 }
 
 #: The model files each registered backend loads, by registry kind and name: :meth:`facelab.registry.Registry.get`
