@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import facelab  # noqa: E402
 from facelab.anonymize import DEFAULT_MARGIN, anonymize  # noqa: E402
+from facelab.detect.rotate import apply_affine, rotate_image  # noqa: E402
 from facelab.evaluate import voc_dataset  # noqa: E402
 from facelab.evaluate.face_boxes import split  # noqa: E402
 from facelab.types import Box  # noqa: E402
@@ -37,18 +38,8 @@ GOAL_BIG, GOAL_SMALL, SMALL = 0.95, 0.80, 20
 
 def rotate_with_boxes(image: np.ndarray, boxes: list[Box], angle: float) -> tuple[np.ndarray, list[np.ndarray]]:
     """The image turned by ``angle`` (canvas grown to hold it) and each box as a 4-point polygon in it."""
-    h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
-    c, s = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(h * s + w * c), int(h * c + w * s)
-    m[0, 2] += nw / 2.0 - w / 2.0
-    m[1, 2] += nh / 2.0 - h / 2.0
-    out = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    polys = []
-    for b in boxes:
-        pts = np.array([[b.left, b.top], [b.right, b.top], [b.right, b.bottom], [b.left, b.bottom]], np.float64)
-        polys.append(pts @ m[:, :2].T + m[:, 2])
-    return out, polys
+    out, m = rotate_image(image, angle)
+    return out, [apply_affine(m, b.corners()) for b in boxes]
 
 
 def coverage(shape: tuple[int, int], covered_mask: np.ndarray, poly: np.ndarray) -> float:

@@ -39,8 +39,8 @@ def find_faces_and_rolls(image: np.ndarray, detector: str = DEFAULT_DETECTOR, ro
 
     Unlike :func:`facelab.detect` (which keeps the best-scoring angle of a face), an upright face keeps its
     upright box here, and a turned face found only by the sweep is added.  Each face's roll
-    (:func:`face_roll`) is then the score-weighted mean of the eye-line angles of every detection of it
-    (upright and swept): an upright pass reads a face turned by 40 degrees as turned by ~5.
+    (:func:`face_roll`) is the score-weighted mean of the eye-line rolls of every detection of it, upright
+    and swept (see :func:`_mean_roll`).
     """
     if detector == DEFAULT_DETECTOR:
         detect_options = {**DETECTOR_OPTIONS, **detect_options}
@@ -68,6 +68,12 @@ def find_faces_and_rolls(image: np.ndarray, detector: str = DEFAULT_DETECTOR, ro
 
 
 def _mean_roll(dets: list[Face]) -> float:
+    """Score-weighted circular mean of the eye-line rolls of every detection of one face.
+
+    Keypoints lean towards the angle of the view they were found in (an upright pass reads a face turned
+    by 40 degrees as turned by ~5; a pass turned by 45 reads an upright face as turned by ~25): averaging
+    the views pulls the estimate towards the truth from both sides, but it stays rough (docs/privacy.md).
+    """
     w = np.array([max(d.score, 1e-3) for d in dets])
     a = np.radians([face_roll(d) for d in dets])
     return float(np.degrees(np.arctan2((w * np.sin(a)).sum(), (w * np.cos(a)).sum())))
