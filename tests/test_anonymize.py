@@ -217,3 +217,19 @@ def test_rest_anonymize(api, serve_env, photos):
     assert bad.status_code == 422
     q = api.post("/v1/analyze?quality=true&landmarks=false", files=up, headers=serve_env.h("read")).json()
     assert all(0.0 <= f["quality"]["score"] <= 1.0 for f in q["faces"])
+
+
+def test_cli_anonymize_writes_images_and_sidecars(tmp_path):
+    from typer.testing import CliRunner
+
+    from facelab.cli import app
+
+    out = tmp_path / "anon"
+    r = CliRunner().invoke(app, ["anonymize", str(SAMPLES / "photos" / "obama_and_biden.jpg"), "--out", str(out), "--method", "solid"])
+    assert r.exit_code == 0, r.output
+    side = json.loads((out / "obama_and_biden.json").read_text())
+    assert len(side["covered"]) >= 2 and all(c["method"] == "solid" for c in side["covered"])
+    img = facelab.load_image(out / "obama_and_biden.jpg")
+    assert img.shape[:2] == (side["height"], side["width"])
+    r = CliRunner().invoke(app, ["anonymize", str(PHOTO), "--out", str(out), "--keep-known", "--only-known"])
+    assert r.exit_code == 2 and "exclude each other" in r.output

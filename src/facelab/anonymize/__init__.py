@@ -18,6 +18,7 @@ import numpy as np
 
 from ..detect import DEFAULT_ANGLES, DEFAULT_DETECTOR, FULL_ANGLES, get_detector, sweep
 from ..io import as_image, describe_source
+from ..errors import InputError
 from ..types import Face
 from .base import CELLS, METHODS, SHAPES, Anonymized, CoveredFace, cell_size, cover, face_roll, fill, region_of
 
@@ -91,7 +92,7 @@ def _identify(image: np.ndarray, faces: list[Face], gallery: Any) -> None:
 def choose(faces: list[Face], *, keep_known: bool = False, only_known: bool = False) -> tuple[list[Face], list[Face]]:
     """Split identified faces into (to cover, to keep): ``keep_known`` keeps known people, ``only_known`` covers only them."""
     if keep_known and only_known:
-        raise ValueError("keep_known and only_known exclude each other")
+        raise InputError("keep_known and only_known exclude each other")
     if not (keep_known or only_known):
         return list(faces), []
     known = [f for f in faces if f.identity is not None and f.identity.known]
@@ -121,9 +122,9 @@ def anonymize(
     ``faces``: cover these instead of detecting.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if (keep_known or only_known) and gallery is None:
-        raise ValueError("keep_known/only_known need a gallery of known people")
+        raise InputError("keep_known/only_known need a gallery of known people")
     img = as_image(image)
     if faces is None:
         faces, rolls = find_faces_and_rolls(img, detector, rotate, **detect_options)

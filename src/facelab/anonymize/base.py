@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import InputError
 from ..types import Box, Face
 
 METHODS: tuple[str, ...] = ("blur", "pixelate", "solid", "mask")
@@ -120,9 +121,9 @@ def face_roll(face: Face) -> float:
 def region_of(face: Face, *, margin: float = 0.25, shape: str = "ellipse", method: str = "blur", angle: float | None = None) -> CoveredFace:
     """The region covering ``face``: its box grown by ``margin`` on each side, turned with the face's roll."""
     if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
+        raise InputError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     if margin < 0:
-        raise ValueError(f"margin must be >= 0, not {margin}")
+        raise InputError(f"margin must be >= 0, not {margin}")
     grow = 1.0 + 2.0 * float(margin)
     k = ELLIPSE_SCALE if shape == "ellipse" else 1.0
     size = (face.box.width * grow * k, face.box.height * grow * k)
@@ -167,7 +168,7 @@ def fill(crop: np.ndarray, method: str, cell: int, color: tuple[int, int, int] =
         up = cv2.resize(means.astype(np.float32), (gw * cell, gh * cell), interpolation=cv2.INTER_LINEAR)[:h, :w]
         up = cv2.GaussianBlur(up, (0, 0), sigmaX=cell * 0.6, borderType=cv2.BORDER_REPLICATE)
         return np.clip(np.round(up), 0, 255).astype(np.uint8)
-    raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
 
 
 def _polygons_mask(shape: tuple[int, int], faces: list[Face], offset: tuple[int, int]) -> np.ndarray:
