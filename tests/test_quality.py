@@ -135,3 +135,18 @@ def test_batch_analyze_rows_carry_quality(tmp_path):
     rows = read_rows(out).to_pylist()
     faces = [row for row in rows if row["face"] is not None]
     assert len(faces) >= 4 and all(0.0 <= row["quality"] <= 1.0 for row in faces)
+
+
+def test_stream_keeps_the_best_shot_per_track(tmp_path):
+    """A clip where the face is blurred in its first half: the track's best shot is a sharp frame."""
+    from facelab.video import stream, write_video
+    from facelab.video.synth import Actor, head_crop, scene
+
+    obama = head_crop(facelab.load_image(SAMPLES / "known" / "obama.jpg"))
+    frames = list(scene([Actor(obama, 0, 10, 200, 240, 60)], 10, (480, 270)))
+    frames = [cv2.GaussianBlur(f, (0, 0), 4.0) if i < 5 else f for i, f in enumerate(frames)]
+    clip = write_video(tmp_path / "in.mp4", frames, fps=10)
+    res = stream(clip, quality=True, landmarks=None)
+    tracks = [t for t in res.tracks if t.hits >= 5]
+    assert tracks and all(t.best_frame >= 5 for t in tracks), [(t.hits, t.best_frame) for t in res.tracks]
+    assert "best_shot" in tracks[0].to_dict()

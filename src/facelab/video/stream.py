@@ -102,6 +102,7 @@ class StreamProcessor:
         margin: float | None = None,
         keep_known: bool = False,
         only_known: bool = False,
+        quality: bool = False,
     ):
         from ..attributes import parse_actions, prepare_models
 
@@ -119,6 +120,8 @@ class StreamProcessor:
         #: anonymising: cover every tracked face (``anonymize`` is the method) instead of drawing annotations;
         #: faces come from facelab.anonymize.find_faces (default detector, recall settings, rotation sweep)
         self.anonymize, self.keep_known, self.only_known = anonymize, bool(keep_known), bool(only_known)
+        #: quality: score every detected face and keep each track's best shot (Track.best, "best_shot" in its JSON)
+        self.quality = bool(quality)
         if anonymize is not None:
             from ..anonymize import DEFAULT_MARGIN, METHODS, choose
 
@@ -151,7 +154,15 @@ class StreamProcessor:
         detected = index % self.every == 0
         if detected:
             faces = self._find(frame) if self.anonymize is not None else self.pipeline.get(frame)
+            if self.quality and faces:
+                from ..quality import assess_faces
+
+                assess_faces(frame, faces)
             seen = self.tracker.update(faces, index)
+            if self.quality:
+                for t in seen:
+                    if t.last_frame == index:
+                        t.consider(t.face, index)
             self.processed += 1
             for t in seen:
                 if t.due():
