@@ -24,8 +24,8 @@ from .base import CELLS, METHODS, SHAPES, Anonymized, CoveredFace, cell_size, co
 
 #: Margin on each side of the face box, as a share of its size, and the default detector's settings for
 #: anonymising: recall before precision (a covered hand costs little, a visible face is a leak).  Chosen on
-#: 40 face-boxes *training* photos turned by 30 degrees (docs/privacy.md): score >= 0.3 instead of 0.7 and a
-#: 640 px view instead of 384 raised faces >= 20 px covered from 0.894 to 0.979 and faces < 20 px from 0.339 to 0.857.
+#: 40 face-boxes *training* photos turned by 30 degrees (docs/privacy.md): score >= 0.3 instead of 0.7, a
+#: 640 px view instead of 384 and margin 0.3 instead of 0.2 raised faces >= 20 px covered from 0.894 to 0.979 and faces < 20 px from 0.339 to 0.857.
 DEFAULT_MARGIN = 0.3
 DETECTOR_OPTIONS: dict[str, Any] = {"threshold": 0.3, "input_size": 640}
 
