@@ -231,3 +231,21 @@ def test_preview_grid_and_augment_cli(kp_sample, tmp_path):
     assert (tmp_path / "aug" / "preview.png").is_file()
     r = CliRunner().invoke(app, ["augment", str(src), str(tmp_path / "aug2"), "--preset", "wild"])
     assert r.exit_code == 2 and "unknown augmentation preset" in r.output
+
+
+def test_min_quality_rejects_the_lowest_faces_with_a_reason(built):
+    import copy
+
+    from facelab.datasets.build import decide
+
+    _, _, s = built
+    recs = copy.deepcopy(s.images)
+    scored = {r.source: r.quality for r in recs if r.quality is not None}
+    assert len(scored) >= 17  # every image with a face has its quality
+    genuine = sorted(q for src, q in scored.items() if "blurry" not in src)
+    assert scored["Tiger_Woods/blurry.jpg"] < genuine[len(genuine) // 2]
+    limit = genuine[2]  # below the third-lowest genuine face
+    decide(recs, BuildOptions(min_quality=limit, blur=0.0))
+    low = {r.source: r.detail for r in recs if r.reason == "low_quality"}
+    assert len(low) >= 2 and all(scored[src] < limit for src in low)
+    assert all(d.startswith("face quality") for d in low.values())

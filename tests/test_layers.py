@@ -24,9 +24,9 @@ LAYERS: dict[str, int] = {
     # 2 model files and drawing
     "models": 2, "_dlibdnn": 2, "draw": 2,
     # 3 stages
-    "detect": 3, "landmarks": 3, "align": 3, "embed": 3, "attributes": 3,
+    "detect": 3, "landmarks": 3, "align": 3, "embed": 3, "attributes": 3, "quality": 3,
     # 4 the pipeline and the public API (facelab/__init__.py is "facelab")
-    "pipeline": 4, "api": 4, "facelab": 4,
+    "pipeline": 4, "api": 4, "facelab": 4, "anonymize": 4,
     # 5 what is built on the pipeline
     "gallery": 5, "train": 5, "evaluate": 5, "batch": 5, "datasets": 5, "compat": 5,
     # 6 services

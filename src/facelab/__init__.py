@@ -10,11 +10,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .anonymize import anonymize  # the function; the package stays importable as facelab.anonymize.*
 from .api import align, analyze, detect, distance, embed, landmarks, largest_face, verify
 from .draw import draw_faces, save_image
 from .errors import (
     FacelabError,
     InputError,
+    LicenceError,
     ModelChecksumError,
     ModelError,
     ModelNotFoundError,
@@ -22,7 +24,7 @@ from .errors import (
 )
 from .io import iter_image_paths, load_image
 from .pipeline import FaceAnalysis
-from .types import Attribute, Box, Candidate, Embedding, Face, Identity, ImageResult, Landmarks, Verification, to_json
+from .types import Attribute, Box, Candidate, Embedding, Face, Identity, ImageResult, Landmarks, Quality, Verification, to_json
 
 __all__ = [
     "Attribute",
@@ -36,14 +38,17 @@ __all__ = [
     "ImageResult",
     "InputError",
     "Landmarks",
+    "LicenceError",
     "ModelChecksumError",
     "ModelError",
     "ModelNotFoundError",
     "NoFaceError",
+    "Quality",
     "Verification",
     "__version__",
     "align",
     "analyze",
+    "anonymize",
     "detect",
     "distance",
     "draw_faces",

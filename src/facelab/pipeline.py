@@ -33,6 +33,7 @@ class FaceAnalysis:
     ``attributes`` lists the actions to predict for each face (``age``,
     ``gender``, ``emotion``, ``ethnicity``); ``attribute_models`` overrides the
     model answering an action (see :mod:`facelab.attributes`).
+    ``quality`` sets ``face.quality`` (:mod:`facelab.quality`) on every face.
     """
 
     detector: str = DEFAULT_DETECTOR
@@ -47,6 +48,7 @@ class FaceAnalysis:
     embedder_options: dict[str, Any] = field(default_factory=dict)
     attributes: Sequence[str] = ()
     attribute_models: dict[str, str] = field(default_factory=dict)
+    quality: bool = False
 
     def prepare(self) -> FaceAnalysis:
         """Load every model now (otherwise each loads on first use)."""
@@ -83,6 +85,10 @@ class FaceAnalysis:
             from .attributes import predict_faces
 
             predict_faces(image, faces, self.attributes, self.attribute_models)
+        if self.quality:
+            from .quality import assess_faces
+
+            assess_faces(image, faces)
         return faces
 
     __call__ = get

@@ -17,6 +17,9 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
+    #: called as ``guard(kind, name, options)`` before :meth:`get` hands out a backend; raise to refuse it
+    guards: list[Callable[[str, str, dict[str, Any]], None]] = []
+
     def __init__(self, kind: str):
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
@@ -60,6 +63,8 @@ class Registry(Generic[T]):
         """The shared instance for ``spec`` with ``options`` (created on first use)."""
         name, extra = self.resolve(spec)
         opts = {**extra, **options}
+        for guard in Registry.guards:  # e.g. the licence policy (facelab.models), on every request
+            guard(self.kind, name, opts)
         key = (name, tuple(sorted((k, _hashable(v)) for k, v in opts.items())))
         inst = self._instances.get(key)
         if inst is not None:

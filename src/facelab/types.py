@@ -310,6 +310,51 @@ class Identity:
 
 
 @dataclass
+class Quality:
+    """How useful a face is for recognition: parts in [0, 1] (higher is better), pose in degrees, and an overall score.
+
+    ``score`` is the learned score when the quality model ran (``model`` names it), else the
+    product of the parts.  ``yaw``/``pitch``/``roll`` are estimates from the landmarks or keypoints
+    (None when the face has none).
+    """
+
+    score: float
+    sharpness: float
+    exposure: float
+    size: float
+    pose: float | None = None
+    yaw: float | None = None
+    pitch: float | None = None
+    roll: float | None = None
+    learned: float | None = None
+    model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"score": _r(self.score, 4), "sharpness": _r(self.sharpness, 4), "exposure": _r(self.exposure, 4), "size": _r(self.size, 4)}
+        for k in ("pose", "learned"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = _r(v, 4)
+        for k in ("yaw", "pitch", "roll"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = _r(v, 1)
+        if self.model is not None:
+            d["model"] = self.model
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Quality:
+        def opt(k: str) -> float | None:
+            return float(d[k]) if d.get(k) is not None else None
+
+        return cls(
+            float(d["score"]), float(d["sharpness"]), float(d["exposure"]), float(d["size"]),
+            opt("pose"), opt("yaw"), opt("pitch"), opt("roll"), opt("learned"), d.get("model"),
+        )
+
+
+@dataclass
 class Face:
     """One face in an image and everything the pipeline learned about it."""
 
@@ -322,6 +367,7 @@ class Face:
     embedding: Embedding | None = None
     attributes: dict[str, Attribute] = field(default_factory=dict)
     identity: Identity | None = None
+    quality: Quality | None = None
 
     def polygon(self) -> np.ndarray:
         """The face box's corners in the image (rotated for faces found by the sweep)."""
@@ -349,6 +395,8 @@ class Face:
             d["attributes"] = {k: a.to_dict() for k, a in self.attributes.items()}
         if self.identity is not None:
             d["identity"] = self.identity.to_dict()
+        if self.quality is not None:
+            d["quality"] = self.quality.to_dict()
         return d
 
     @classmethod
@@ -363,6 +411,7 @@ class Face:
             embedding=Embedding.from_dict(d["embedding"]) if d.get("embedding") else None,
             attributes={k: Attribute.from_dict(a) for k, a in d.get("attributes", {}).items()},
             identity=Identity.from_dict(d["identity"]) if d.get("identity") else None,
+            quality=Quality.from_dict(d["quality"]) if d.get("quality") else None,
         )
 
 

@@ -74,6 +74,7 @@ class BatchOptions:
     threshold: float | None = None
     match: str = "nearest"
     top_k: int = 3
+    quality: bool = False  # analyze: a quality score per face (column "quality")
 
 
 def make_job(task: str, opts: BatchOptions) -> tuple[Any, dict[str, Any]]:
@@ -99,9 +100,12 @@ def make_job(task: str, opts: BatchOptions) -> tuple[Any, dict[str, Any]]:
 
             LANDMARKERS.resolve(opts.landmarks)
         job = FaceAnalysis(
-            detector=opts.detector, landmarks=opts.landmarks, embedder=opts.model, rotate=opts.rotate, flip=opts.flip, detector_options=det, attributes=acts
+            detector=opts.detector, landmarks=opts.landmarks, embedder=opts.model, rotate=opts.rotate, flip=opts.flip, detector_options=det, attributes=acts,
+            quality=opts.quality,
         )
         settings.update(model=opts.model, landmarks=opts.landmarks, actions=acts)
+        if opts.quality:
+            settings["quality"] = True
     else:
         from ..gallery import open_gallery
 

@@ -72,6 +72,7 @@ def schema():
             ("identity", pa.string()),
             ("distance", f32),
             ("candidates", pa.list_(pa.struct([("name", pa.string()), ("distance", f32)]))),
+            ("quality", f32),
             ("error", pa.string()),
             ("error_code", pa.string()),
         ]
@@ -80,7 +81,7 @@ def schema():
 
 COLUMNS = [
     "source", "label", "width", "height", "n_faces", "face", "box", "score", "detector", "rotation", "landmarks", "landmarks_model",
-    "embedding", "model", "attributes", "identity", "distance", "candidates", "error", "error_code",
+    "embedding", "model", "attributes", "identity", "distance", "candidates", "quality", "error", "error_code",
 ]  # fmt: skip
 
 
@@ -108,6 +109,8 @@ def rows_of(result: ImageResult, label: str | None = None) -> list[dict[str, Any
         if f.identity is not None:
             r["identity"], r["distance"] = f.identity.name, f.identity.distance
             r["candidates"] = [{"name": c.name, "distance": c.distance} for c in f.identity.candidates]
+        if f.quality is not None:
+            r["quality"] = f.quality.score
         rows.append(r)
     return rows
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from .. import __version__
-from . import batch, compat, dataset, evaluate, gallery, images, serve, stream, train
+from . import anonymize, batch, compat, dataset, evaluate, gallery, images, serve, stream, train
 from ..quiet import hush_third_party, unhush_third_party
-from .common import VerboseOpt, err
+from .common import VerboseOpt, err, fail
 
 app = typer.Typer(
     name="facelab",
@@ -21,7 +22,7 @@ app = typer.Typer(
 )
 
 #: every module of commands, in the order of ``facelab --help``; each has ``register(app)``
-COMMAND_MODULES = (images, gallery, dataset, train, evaluate, batch, stream, serve, compat)
+COMMAND_MODULES = (images, gallery, dataset, train, evaluate, batch, stream, anonymize, serve, compat)
 for _module in COMMAND_MODULES:
     _module.register(app)
 
@@ -36,12 +37,23 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")] = False,
     verbose: VerboseOpt = False,
+    licence: Annotated[
+        Optional[str],
+        typer.Option("--licence", help="commercial: use only models whose weights and training data allow commercial use (also FACELAB_LICENCE)."),
+    ] = None,
 ) -> None:
     """Offline face analysis."""
     if verbose:
         unhush_third_party()
     else:
         hush_third_party()
+    if licence is not None:
+        from ..models import LICENCE_POLICIES, set_licence_policy
+
+        if licence not in LICENCE_POLICIES:
+            fail(f"--licence must be one of {', '.join(LICENCE_POLICIES)}, not {licence!r}")
+        set_licence_policy(licence)
+        os.environ["FACELAB_LICENCE"] = licence  # worker processes read it too
 
 
 def main() -> None:

@@ -108,6 +108,7 @@ def batch_analyze(
     chunk_size: ChunkOpt = 16,
     actions: Annotated[str, typer.Option("--actions", "-a", help="Attributes per face: age,gender,emotion,ethnicity, all, or none.")] = "all",
     landmarks: Annotated[str, typer.Option("--landmarks", help="dlib68, dlib5, cnn68 ... or none.")] = "dlib68",
+    quality: Annotated[bool, typer.Option("--quality", help="Add a face quality score per row (column quality, 0-1).")] = False,
     model: ModelOpt = "dlib",
     flip: FlipOpt = True,
     detector: DetectorOpt = DEFAULT_DETECTOR,
@@ -124,7 +125,7 @@ def batch_analyze(
 
     acts = () if actions.strip().lower() == "none" else tuple(a for a in actions.split(",") if a.strip())
     lm = None if landmarks.lower() == "none" else landmarks
-    opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, model=model, landmarks=lm, actions=acts)
+    opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, model=model, landmarks=lm, actions=acts, quality=quality)
     _run("analyze", input, output, engine, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json)
 
 

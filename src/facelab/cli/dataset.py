@@ -55,6 +55,9 @@ def build(
     rotate: RotateOpt = DEFAULT_ROTATE,
     min_size: Annotated[int, typer.Option("--min-size", help="Reject faces smaller than this (px).")] = 48,
     blur: Annotated[float, typer.Option("--blur", help="Reject chips whose sharpness (variance of Laplacian) is below this.")] = 15.0,
+    min_quality: Annotated[
+        Optional[float], typer.Option("--min-quality", min=0.0, max=1.0, help="Reject faces whose quality score (0-1, facelab.quality) is lower.")
+    ] = None,
     dup_bits: Annotated[int, typer.Option("--dup-bits", help="Near duplicate: perceptual hashes at most this many bits apart.")] = 6,
     outlier: Annotated[float, typer.Option("--outlier", help="Move faces farther than this from their person's centre to review/.")] = 0.52,
     detector: DetectorOpt = DEFAULT_DETECTOR,
@@ -69,7 +72,7 @@ def build(
 
     opts = BuildOptions(
         size=size, padding=padding, detector=detector, choose=choose, rotate=rotate.value, min_face=min_face, image_format=image_format, min_size=min_size,
-        blur=blur, dup_bits=dup_bits, outlier=outlier, split=parse_split(split), seed=seed,
+        blur=blur, min_quality=min_quality, dup_bits=dup_bits, outlier=outlier, split=parse_split(split), seed=seed,
     )
     s = build_dataset(raw, out, opts, workers=workers, progress=not quiet)
     if as_json:

@@ -71,9 +71,11 @@ def _enroll_summary(results, as_json: bool) -> None:
     for r in results:
         d = per.setdefault(r.person, {"added": 0, "duplicate": 0, "no_face": 0, "conflict": 0, "error": 0})
         d[r.status] = d.get(r.status, 0) + 1
-    t = new_table("person", "added", "already there", "no face", "refused/bad")
+    t = new_table("person", "added", "already there", "no face", "refused/bad", "low quality")
     for name, d in per.items():
-        t.add_row(name, str(d["added"]), str(d["duplicate"]), str(d["no_face"]), str(d["conflict"] + d["error"]))
+        t.add_row(
+            name, str(d["added"]), str(d["duplicate"]), str(d["no_face"]), str(d["conflict"] + d["error"]), str(d.get("low_quality", 0) + d.get("not_best", 0))
+        )
     print_table(t)
 
 
@@ -88,13 +90,19 @@ def enroll(
     min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     whole_image: FallbackOpt = False,
     as_json: JsonOpt = False,
+    min_quality: Annotated[
+        Optional[float], typer.Option("--min-quality", min=0.0, max=1.0, help="Refuse faces whose quality score (0-1, facelab.quality) is lower.")
+    ] = None,
+    best: Annotated[Optional[int], typer.Option("--best", min=1, help="Enrol only the N images whose faces have the highest quality.")] = None,
 ) -> None:
     """Enrol a person from one or more images (idempotent: images already enrolled are skipped).
 
     Exit 2 if an image is unreadable or already enrolled as someone else, 1 if one has no face.
     """
     with _open(db, model=model, detector=detector, rotate=rotate_value(rotate), min_face=min_face) as g:
-        results = g.enroll(name, images, fallback=whole_image, on_result=_print_enroll if not as_json else None)
+        results = g.enroll(
+            name, images, fallback=whole_image, on_result=_print_enroll if not as_json else None, min_quality=min_quality, best=best
+        )
         _enroll_summary(results, as_json)
     if any(r.status in ("error", "conflict") for r in results):
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -189,14 +189,21 @@ def models(as_json: JsonOpt = False) -> None:
     from ..attributes import ATTRIBUTE_MODELS  # also registers its model files
     from ..detect import DETECTORS
     from ..embed import EMBEDDERS
-    from ..models import MODEL_FILES, model_path
+    from ..models import MODEL_FILES, licence_policy, licence_table, model_path, set_licence_policy
+    from ..quality import QUALITY_MODEL  # noqa: F401  (registers its model file)
 
+    lic = {r["key"]: r for r in licence_table()}
+    policy = licence_policy()
     files = {}
-    for key in MODEL_FILES:
-        try:
-            files[key] = {"path": str(model_path(key)), "ok": True}
-        except FacelabError as e:
-            files[key] = {"ok": False, "error": str(e)}
+    set_licence_policy("any")  # check every file, allowed under the policy or not
+    try:
+        for key in MODEL_FILES:
+            try:
+                files[key] = {"path": str(model_path(key)), "ok": True, "licence": lic.get(key)}
+            except FacelabError as e:
+                files[key] = {"ok": False, "error": str(e), "licence": lic.get(key)}
+    finally:
+        set_licence_policy(policy)
     info = {
         "detectors": DETECTORS.describe(), "landmarks": LANDMARKERS.describe(), "embedders": EMBEDDERS.describe(),
         "attributes": ATTRIBUTE_MODELS.describe(), "model_files": files,
@@ -211,6 +218,11 @@ def models(as_json: JsonOpt = False) -> None:
     typer.echo("model files:")
     for k, v in files.items():
         typer.echo(f"  {k:18s} {'ok  ' + v['path'] if v['ok'] else 'MISSING  ' + v['error']}")
+    typer.echo(f"licences (commercial: weights and training data allow it; policy now: {policy}; sources in docs/privacy.md):")
+    for k, v in files.items():
+        li = v["licence"] or {"commercial": False, "weights": "?", "data": "?", "allowed": policy != "commercial"}
+        note = "" if li["allowed"] else "  [unavailable under licence=commercial]"
+        typer.echo(f"  {k:18s} {'commercial' if li['commercial'] else 'non-commercial':14s} weights: {li['weights']}; data: {li['data']}{note}")
 
 
 def register(app: typer.Typer) -> None:

@@ -54,6 +54,12 @@ def stream_cmd(
     rotate: RotateOpt = DEFAULT_ROTATE,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    best_shot: Annotated[
+        bool, typer.Option("--best-shot", help="Score every face's quality and report each track's best shot (frame, quality, box).")
+    ] = False,
+    anonymize: Annotated[
+        Optional[str], typer.Option("--anonymize", help="Cover the faces instead of annotating them: blur, pixelate, solid or mask.")
+    ] = None,
 ) -> None:
     """Detect, track, identify and describe the faces of a video; report frames per second."""
     from ..video.stream import stream
@@ -76,6 +82,8 @@ def stream_cmd(
                 landmarks=None if landmarks == "none" else landmarks,
                 gallery=gallery,
                 actions=(actions or "").split(",") if actions else (),
+                anonymize=anonymize,
+                quality=best_shot,
             )
     finally:
         if gallery is not None:

@@ -79,6 +79,7 @@ class BuildOptions:
     # decisions over the whole set (recomputed every run)
     min_size: int = 48  # faces whose box side is smaller are rejected
     blur: float = BLUR_THRESHOLD
+    min_quality: float | None = None  # faces whose facelab.quality score is lower are rejected ("low_quality")
     dup_bits: int = DUPLICATE_BITS
     outlier: float = OUTLIER_THRESHOLD
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -201,6 +202,9 @@ class ChipWriter:
                 return
             rec.chip = os.path.relpath(save_image(chip, cache_file(self.out, rec.source, "chips", self.options.image_format), quality=95), self.out)
             rec.sharpness = round(sharpness(chip), 2)
+            from ..quality import assess
+
+            rec.quality = round(assess(image, f).score, 4)
             rec.phash = phash(chip)
             rec.embedding = [round(float(v), 6) for v in f.embedding.vector] if f.embedding is not None else None
         else:
@@ -344,6 +348,8 @@ def decide(recs: list[ImageRecord], opts: BuildOptions) -> None:
             r.reason, r.detail = "too_small", f"face {r.face_px:.0f} px < {opts.min_size} px"
         elif r.sharpness is not None and r.sharpness < opts.blur:
             r.reason, r.detail = "blurry", f"sharpness {r.sharpness:.1f} < {opts.blur:g}"
+        elif opts.min_quality is not None and r.quality is not None and r.quality < opts.min_quality:
+            r.reason, r.detail = "low_quality", f"face quality {r.quality:.2f} < {opts.min_quality:g}"
     seen_sha: dict[str, str] = {}
     kept_hashes: list[int] = []
     kept_names: list[str] = []

@@ -18,7 +18,7 @@ class ImageRecord:
     source: str  # path relative to the raw folder
     person: str
     status: str = "rejected"  # kept | review | rejected
-    reason: str = ""  # unreadable | no_face | too_small | blurry | duplicate | near_duplicate | outlier
+    reason: str = ""  # unreadable | no_face | too_small | blurry | low_quality | duplicate | near_duplicate | outlier
     detail: str = ""
     faces_found: int = 0
     rule: str = ""  # which face was kept: "only face", "largest of 3", "most central of 2"
@@ -26,6 +26,7 @@ class ImageRecord:
     box: dict[str, float] | None = None
     face_px: float = 0.0
     sharpness: float | None = None
+    quality: float | None = None  # facelab.quality score of the face (0-1)
     phash: str | None = None
     sha256: str = ""
     outlier_distance: float | None = None

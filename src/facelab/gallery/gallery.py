@@ -64,6 +64,7 @@ class EnrollResult:
     n_faces: int = 0
     note: str = ""
     error_code: str | None = None
+    quality: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -75,6 +76,8 @@ class EnrollResult:
             d["note"] = self.note
         if self.error_code:
             d["error_code"] = self.error_code
+        if self.quality is not None:
+            d["quality"] = round(float(self.quality), 4)
         return d
 
 
@@ -204,8 +207,14 @@ class Gallery:
         *,
         fallback: bool = False,
         on_result: Callable[[EnrollResult], None] | None = None,
+        min_quality: float | None = None,
+        best: int | None = None,
     ) -> list[EnrollResult]:
         """Enrol the largest face of every image as ``name``.
+
+        ``min_quality``: refuse faces whose quality score (:mod:`facelab.quality`) is lower
+        (``low_quality``).  ``best``: of the images given, enrol only the ``best`` faces with
+        the highest quality scores (the others: ``not_best``).
 
         Images are committed in transactions of ``batch_size``; an image already
         enrolled (same pixels) is skipped (``duplicate``), one enrolled as
@@ -217,8 +226,12 @@ class Gallery:
             images = [images]  # one image (a path, bytes, an array, a PIL image), not a sequence of them
         emb_name = get_embedder(self.embedder_spec).name
         self._check_model(emb_name)
+        if best is not None and best < 1:
+            raise ValueError(f"best must be at least 1, not {best}")
+        use_quality = min_quality is not None or best is not None
         results: list[EnrollResult] = []
         pending: list[tuple[EnrollResult, NewEmbedding]] = []
+        shots: list[tuple[EnrollResult, NewEmbedding]] = []  # with ``best``: held until every image is scored
 
         def flush() -> None:
             if not pending:
@@ -265,10 +278,30 @@ class Gallery:
                 continue
             f = choice.face
             res = EnrollResult(label, name, "added", n_faces=choice.n_faces, note=choice.note)
+            if use_quality:
+                from ..quality import assess
+
+                res.quality = assess(img, f).score
+                if min_quality is not None and res.quality < min_quality:
+                    res.status, res.error_code = "low_quality", "low_quality"
+                    res.note = f"face quality {res.quality:.2f} is below {min_quality:g}"
+                    done(res)
+                    continue
             results.append(res)
-            pending.append((res, NewEmbedding(f.embedding.vector, f.embedding.model, h, label, f.box.to_dict(), choice.n_faces)))
+            item = (res, NewEmbedding(f.embedding.vector, f.embedding.model, h, label, f.box.to_dict(), choice.n_faces))
+            if best is not None:
+                shots.append(item)
+                continue
+            pending.append(item)
             if len(pending) >= self.batch_size:
                 flush()
+        if best is not None:
+            shots.sort(key=lambda it: -(it[0].quality or 0.0))
+            for res, _ in shots[best:]:
+                res.status, res.note = "not_best", f"quality {res.quality:.2f}: not among the best {best}"
+                if on_result:
+                    on_result(res)
+            pending.extend(shots[:best])
         flush()
         return results
 

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import FacelabError
 from ..types import Box
-from .engine import Engine, result_dict
+from .engine import Engine, image_data_url, result_dict
 from .errors import ApiError, error_body, error_response, from_facelab
 from .inputs import (
     JSON_MODELS,
@@ -411,6 +411,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detector: DetectorQ = None,
         annotate: AnnotateQ = False,
         embeddings: EmbeddingsQ = False,
+        quality: Annotated[bool, Query(description="Add each face's quality (sharpness, exposure, size, pose, learned score).")] = False,
     ) -> Any:
         from ..attributes import parse_actions
 
@@ -419,9 +420,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def faces_of(img):
             pipe = engine.pipeline(detector, landmarks=landmarks, embed=ident is not False or embeddings, actions=acts)
-            return engine.faces(img, pipe, identify=ident, top_k=top_k)
+            faces = engine.faces(img, pipe, identify=ident, top_k=top_k)
+            if quality and faces:
+                from ..quality import assess_faces
+
+                assess_faces(img, faces)
+            return faces
 
         return await one_image(request, faces_of, embeddings=embeddings, annotate=annotate)
+
+    @app.post(
+        "/v1/anonymize",
+        summary="Cover every face (blur, pixelate, solid, mask); optionally keep or cover only the gallery's people",
+        openapi_extra=image_body(),
+        tags=["recognition"],
+        responses={200: json_response("Anonymized"), **error_responses(413, 415, 422)},
+    )
+    async def anonymize_route(
+        request: Request,
+        _: Read,
+        method: Annotated[Literal["blur", "pixelate", "solid", "mask"], Query(description="How faces are covered.")] = "blur",
+        margin: Annotated[float | None, Query(ge=0.0, le=2.0, description="Margin around each face box, a share of its size (default 0.3).")] = None,
+        known: Annotated[
+            Literal["cover", "keep", "only"],
+            Query(description="cover: every face; keep: leave the gallery's people visible; only: cover only them."),
+        ] = "cover",
+        format: Annotated[Literal["png", "jpeg"], Query(description="Format of the returned image.")] = "png",
+    ) -> Any:
+        from ..anonymize import DEFAULT_MARGIN, anonymize
+
+        raw = (await read_images(request, settings, ("image",)))["image"]
+        if known != "cover" and len(engine.gallery) == 0:
+            raise ApiError(422, "empty_gallery", f"known={known} needs people in the gallery; it has none")
+
+        def compute() -> dict[str, Any]:
+            img = decode(raw, settings)
+            res = anonymize(
+                img, method=method, margin=DEFAULT_MARGIN if margin is None else margin, gallery=engine.gallery if known != "cover" else None,
+                keep_known=known == "keep", only_known=known == "only",
+            )
+            d = res.to_dict()
+            d["source"] = raw.label
+            d["image"] = image_data_url(res.image, format)
+            return d
+
+        return await run(compute)
 
     @app.post("/v1/identify", summary="Who is each face? (name, or 'unknown')", openapi_extra=image_body(), **recog)
     async def identify_route(

@@ -134,6 +134,15 @@ def result_dict(source: str, image: np.ndarray, faces: list[Face], *, embeddings
     return d
 
 
+def image_data_url(image: np.ndarray, fmt: str = "png") -> str:
+    """An RGB image as a PNG or JPEG data URL (full size)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG" if fmt == "png" else "JPEG", **({} if fmt == "png" else {"quality": 90}))
+    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
 def annotated_data_url(image: np.ndarray, faces: list[Face]) -> str:
     from PIL import Image
 
@@ -147,4 +156,4 @@ def annotated_data_url(image: np.ndarray, faces: list[Face]) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-__all__ = ["ANNOTATED_MAX_SIDE", "Engine", "annotated_data_url", "crop_around", "result_dict"]
+__all__ = ["ANNOTATED_MAX_SIDE", "Engine", "annotated_data_url", "crop_around", "image_data_url", "result_dict"]

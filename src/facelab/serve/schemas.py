@@ -44,6 +44,30 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "candidates": {"type": "array", "items": _ref("Candidate")},
         },
     ),
+    "Quality": _obj(
+        ["score", "sharpness", "exposure", "size"],
+        {
+            "score": {"type": "number", "description": "0-1: the learned score when it ran, else the product of the parts"},
+            "sharpness": _num, "exposure": _num, "size": _num, "pose": _num,
+            "yaw": _num, "pitch": _num, "roll": _num, "learned": _num, "model": _str,
+        },
+    ),
+    "CoveredFace": _obj(
+        ["center", "size", "angle", "shape", "method", "face"],
+        {
+            "center": {"type": "array", "items": _num}, "size": {"type": "array", "items": _num}, "angle": _num,
+            "shape": {"type": "string", "enum": ["ellipse", "rect"]}, "method": _str, "face": {"type": "object"}, "name": _str,
+        },
+    ),
+    "Anonymized": _obj(
+        ["source", "width", "height", "covered", "kept", "image"],
+        {
+            "source": _nullable_str, "width": _int, "height": _int,
+            "covered": {"type": "array", "items": _ref("CoveredFace")},
+            "kept": {"type": "array", "items": {"type": "object"}},
+            "image": {"type": "string", "description": "the anonymised image as a data URL (PNG or JPEG)"},
+        },
+    ),
     "Face": _obj(
         ["box", "score", "detector", "rotation"],
         {
@@ -56,6 +80,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "embedding": _ref("Embedding"),
             "attributes": {"type": "object", "additionalProperties": _ref("Attribute")},
             "identity": _ref("Identity"),
+            "quality": _ref("Quality"),
         },
     ),
     "ImageResult": _obj(
@@ -85,11 +110,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "source": _str,
             "person": _str,
-            "status": {"type": "string", "enum": ["added", "duplicate", "conflict", "no_face", "error"]},
+            "status": {"type": "string", "enum": ["added", "duplicate", "conflict", "no_face", "error", "low_quality", "not_best"]},
             "id": {"type": ["integer", "null"]},
             "n_faces": _int,
             "note": _str,
             "error_code": _str,
+            "quality": _num,
         },
     ),
     "Person": _obj(["name", "count", "created"], {"name": _str, "count": _int, "created": _str}),

@@ -98,6 +98,11 @@ class StreamProcessor:
         max_age: int | None = None,
         min_hits: int = 1,
         fps: float = 25.0,
+        anonymize: str | None = None,
+        margin: float | None = None,
+        keep_known: bool = False,
+        only_known: bool = False,
+        quality: bool = False,
     ):
         from ..attributes import parse_actions, prepare_models
 
@@ -112,6 +117,21 @@ class StreamProcessor:
         self.actions = parse_actions(list(actions))
         if self.actions:
             prepare_models(self.actions)
+        #: anonymising: cover every tracked face (``anonymize`` is the method) instead of drawing annotations;
+        #: faces come from facelab.anonymize.find_faces (default detector, recall settings, rotation sweep)
+        self.anonymize, self.keep_known, self.only_known = anonymize, bool(keep_known), bool(only_known)
+        #: quality: score every detected face and keep each track's best shot (Track.best, "best_shot" in its JSON)
+        self.quality = bool(quality)
+        if anonymize is not None:
+            from ..anonymize import DEFAULT_MARGIN, METHODS, choose
+
+            if anonymize not in METHODS:
+                raise VideoError(f"anonymize must be one of {', '.join(METHODS)}, not {anonymize!r}")
+            choose([], keep_known=keep_known, only_known=only_known)  # the two exclude each other
+            if (keep_known or only_known) and self.gallery is None:
+                raise VideoError("keep_known/only_known need a gallery with people in it")
+            self.margin = DEFAULT_MARGIN if margin is None else float(margin)
+            landmarks = None
         self.pipeline = FaceAnalysis(
             detector=detector,
             landmarks=landmarks,
@@ -133,17 +153,49 @@ class StreamProcessor:
 
         detected = index % self.every == 0
         if detected:
-            faces = self.pipeline.get(frame)
+            faces = self._find(frame) if self.anonymize is not None else self.pipeline.get(frame)
+            if self.quality and faces:
+                from ..quality import assess_faces
+
+                assess_faces(frame, faces)
             seen = self.tracker.update(faces, index)
+            if self.quality:
+                for t in seen:
+                    if t.last_frame == index:
+                        t.consider(t.face, index)
             self.processed += 1
             for t in seen:
                 if t.due():
                     self._describe(t, frame)
         else:
             seen = self.tracker.visible(index, self.every)
+        if self.anonymize is not None:  # also cover tracks the detector missed on this frame (up to ~1/3 s)
+            ids = {t.id for t in seen}
+            seen = list(seen) + [t for t in self.tracker.visible(index, max(self.every, int(self.fps / 3))) if t.id not in ids]
         drawn = [t.predicted_face(index) for t in seen]
+        if self.anonymize is not None:
+            return FrameResult(index, index / self.fps, detected, list(seen), self._cover(frame, seen, drawn))
         image = draw_faces(frame, drawn, labels=[track_label(t) for t in seen])
         return FrameResult(index, index / self.fps, detected, list(seen), image)
+
+    def _find(self, frame: np.ndarray) -> list[Face]:
+        from ..anonymize import find_faces
+
+        faces = find_faces(frame)
+        if self.gallery is not None and faces:
+            from ..embed import embed
+
+            embed(frame, faces, self.pipeline.embedder, flip=self.pipeline.flip)
+        return faces
+
+    def _cover(self, frame: np.ndarray, tracks: list[Track], faces: list[Face]) -> np.ndarray:
+        """The frame with the tracked faces covered (known people kept or covered as asked)."""
+        from ..anonymize import choose, cover, region_of
+
+        for t, f in zip(tracks, faces):
+            f.identity = t.identity
+        to_cover, kept = choose(faces, keep_known=self.keep_known, only_known=self.only_known)
+        return cover(frame, [region_of(f, margin=self.margin, method=self.anonymize) for f in to_cover], keep=kept)
 
     def _describe(self, t: Track, frame: np.ndarray) -> None:
         """Identity from the track's mean embedding; attributes of its current face, averaged over the track."""

@@ -40,6 +40,8 @@ class Track:
     velocity: tuple[float, float] = (0.0, 0.0)  # box centre motion, pixels per frame
     identity: Identity | None = None
     attributes: dict[str, Attribute] = field(default_factory=dict)
+    best: Face | None = None  # the best shot so far (highest face.quality score), when quality is measured
+    best_frame: int = -1
     _n_emb: int = 0
     _attr_acc: dict[str, dict[str, Any]] = field(default_factory=dict)
     _last_update: int = -1  # hits at the last identification/attributes update
@@ -132,7 +134,14 @@ class Track:
             d["identity"] = self.identity.to_dict()
         if self.attributes:
             d["attributes"] = {k: a.to_dict() for k, a in self.attributes.items()}
+        if self.best is not None and self.best.quality is not None:
+            d["best_shot"] = {"frame": self.best_frame, "quality": round(self.best.quality.score, 4), "box": self.best.box.to_dict()}
         return d
+
+    def consider(self, face: Face, frame: int) -> None:
+        """Keep ``face`` as the best shot when its quality score beats the best so far."""
+        if face.quality is not None and (self.best is None or face.quality.score > self.best.quality.score):
+            self.best, self.best_frame = face, frame
 
 
 class Tracker:
