@@ -16,6 +16,8 @@ DatasetOpt = Annotated[Optional[tuple[str, Path]], typer.Option("--dataset", hel
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for each URL.")]
 MaxMbOpt = Annotated[float, typer.Option("--max-mb", help="Largest image to download, MiB.")]
 RetriesOpt = Annotated[int, typer.Option("--retries", help="Retries for a URL that times out or fails with 5xx.")]
+EpochOpt = Annotated[Optional[int], typer.Option("--epoch", min=1, help="Use the weights of this epoch (kept by 'train attributes --keep all|best:K') instead of the best.")]
+MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Label prefix (or exact label) -> task for labelling-tool exports, e.g. Emotion_=emotion (repeatable).")]
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="Download cache folder (default ~/.cache/facelab/downloads).")]
 
 
@@ -98,17 +100,24 @@ def train_attributes(
     max_mb: MaxMbOpt = 20.0,
     retries: RetriesOpt = 2,
     cache: CacheOpt = None,
+    labels_from: Annotated[Optional[Path], typer.Option("--labels-from", help="A labelling-tool export (JSONL: content + annotation.labels, e.g. Dataturks): your own label sets.")] = None,
+    label_map: MapOpt = None,
+    balance: Annotated[str, typer.Option("--balance", help="Class balance: none, augment (small classes repeated and augmented more), weights (class-weighted loss).")] = "none",
+    keep: Annotated[str, typer.Option("--keep", help="Weights kept besides the best: best, all (every epoch) or best:K; pick one later with --epoch N.")] = "best",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train one multi-task network (one head per labelled task; missing labels are masked) and export ONNX."""
     from dataclasses import replace
 
-    from .data import ChipSpec, load_manifest, measure_framing, split_items
+    from ..train.balance import check_mode
+    from .data import ChipSpec, import_label_export, parse_label_map, read_manifest, measure_framing, split_items
     from .labels import FIXED_CLASSES, TASKS
-    from .train import TaskSpec, TrainConfig, export_onnx
+    from .train import TaskSpec, TrainConfig, _kept_epochs, export_epochs, export_onnx
 
-    if manifest is None and dataset is None:
-        fail("give --manifest FILE and/or --dataset fer2013|utkface DIR")
+    if manifest is None and dataset is None and labels_from is None:
+        fail("give --manifest FILE, --labels-from EXPORT.jsonl and/or --dataset fer2013|utkface DIR")
+    check_mode(balance)
+    _kept_epochs(keep)
     if model_input not in ("chip", "embedding:dlib"):
         fail(f"--input must be chip or embedding:dlib, not {model_input!r}")
     if faces not in (None, "given", "detect"):
@@ -121,8 +130,18 @@ def train_attributes(
         kind, root = dataset
         train_items += dataset_items(kind, root, "train")
         val_items += dataset_items(kind, root, "val")
+    declared: dict[str, list[str]] = {}
+    m_items = []
     if manifest is not None:
-        m_items = load_manifest(manifest)
+        m_items, declared = read_manifest(manifest)
+    if labels_from is not None:
+        l_items, l_tasks, summary = import_label_export(labels_from, parse_label_map(label_map) if label_map else None)
+        for t, cl in l_tasks.items():
+            declared[t] = sorted(set(declared.get(t, [])) | set(cl))
+        err(f"{labels_from}: {summary['items']} labelled images ({summary['unlabelled']} unlabelled skipped); "
+            + "; ".join(f"{t}: {', '.join(f'{c} {n}' for c, n in cs.items())}" for t, cs in summary["tasks"].items()))
+        m_items += l_items
+    if m_items:
         if val_manifest is None and dataset is None and val_fraction > 0 and len(m_items) >= 10:
             m_tr, m_va = split_items(m_items, [1 - val_fraction, val_fraction], seed=seed)
             train_items += m_tr
@@ -130,25 +149,31 @@ def train_attributes(
         else:
             train_items += m_items
     if val_manifest is not None:
-        val_items += load_manifest(val_manifest)
+        v_items, v_declared = read_manifest(val_manifest, classes=declared)
+        val_items += v_items
+        for t, cl in v_declared.items():
+            declared.setdefault(t, cl)
     if not train_items:
         fail("no training items")
-    wanted = [t.strip() for t in tasks.split(",")] if tasks else list(TASKS)
-    bad = [t for t in wanted if t not in TASKS]
+    known = list(dict.fromkeys([*TASKS, *declared]))
+    wanted = [t.strip() for t in tasks.split(",")] if tasks else known
+    bad = [t for t in wanted if t not in known]
     if bad:
-        fail(f"unknown task {bad[0]!r} (choose from: {', '.join(TASKS)})")
+        fail(f"unknown task {bad[0]!r} (choose from: {', '.join(known)})")
     present = [t for t in wanted if any(t in it.labels for it in train_items)]
     if not present:
         fail("the training items have no labels for the tasks asked for")
     classes: dict[str, list[str]] = {}
     for t in present:
-        if t == "age":
+        if t in declared:
+            classes[t] = list(declared[t])
+        elif t == "age":
             classes[t] = []
         elif t in FIXED_CLASSES:
             classes[t] = list(FIXED_CLASSES[t])
         else:
             classes[t] = sorted({str(it.labels[t]) for it in train_items if t in it.labels})
-    faces_mode = faces or ("given" if dataset is not None and manifest is None else "detect")
+    faces_mode = faces or ("given" if dataset is not None and not m_items else "detect")
     spec = ChipSpec(size=size if model_input == "chip" else 150, channels=3 if color or model_input != "chip" else 1, faces=faces_mode, padding=0.25, input=model_input)
     if faces_mode == "given":
         from ..errors import FacelabError
@@ -173,7 +198,7 @@ def train_attributes(
     err(f"{len(train_set)} training and {len(val_set) if val_set else 0} validation faces; {len(train_fail) + len(val_fail)} skipped ({time.time() - t0:.0f} s)")
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, size=spec.size, channels=spec.channels,
-        widths=tuple(int(w) for w in widths.split(",")), threads=threads, input=model_input, max_minutes=max_minutes,
+        widths=tuple(int(w) for w in widths.split(",")), threads=threads, input=model_input, max_minutes=max_minutes, balance=balance, keep=keep,
     )
     task_specs = [TaskSpec(t, classes[t]) for t in present]
     ck = checkpoint or out.with_suffix(".ckpt")
@@ -187,14 +212,32 @@ def train_attributes(
         },
     }
     export_onnx(res, out, meta)
+    kept = export_epochs(res, out, meta)
     report = {**meta, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}, "training": res.summary(),
-              "failures": [f.to_dict() for f in train_fail + val_fail]}
+              "failures": [f.to_dict() for f in train_fail + val_fail], "balance": res.balance,
+              "kept_epochs": {str(e): str(p) for e, p in zip(res.kept, kept)}, "plots": _training_plots(res, out)}
     rep = out.with_suffix(".report.json")
     rep.write_text(json.dumps(report, indent=2))
     if ck.exists():
         ck.unlink()
     typer.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {rep}: best epoch {res.best_epoch} of {len(res.history)} ({res.stopped}); "
                + ", ".join(f"{k} {v:.4f}" for k, v in res.best_metrics.items()))
+
+
+def _training_plots(res, out: Path) -> list[str]:
+    """Loss/accuracy curves and the class counts (before/after balancing) beside the model; a warning if they cannot be drawn."""
+    from ..errors import FacelabError
+    from ..train.curves import plot_class_counts, plot_curves
+
+    try:
+        files = plot_curves(res.history_dicts(), out.parent, prefix=f"{out.stem}.curves", title=out.stem)
+        if res.balance.get("before"):
+            after = res.balance["after"] if res.balance.get("mode") != "none" else None
+            files.append(plot_class_counts(res.balance["before"], after, out.parent / f"{out.stem}.balance.png", title=f"classes ({res.balance['mode']})"))
+        return files
+    except FacelabError as e:
+        err(f"no plots: {e}")
+        return []
 
 
 def train_ensemble(
@@ -252,22 +295,26 @@ def evaluate_attributes(
     max_mb: MaxMbOpt = 20.0,
     retries: RetriesOpt = 2,
     cache: CacheOpt = None,
+    epoch: EpochOpt = None,
+    label_map: MapOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Accuracy per task and MAE for age, by gender / ethnicity / age band, confusion-matrix PNGs, JSON report."""
     from . import get_attribute_model
-    from .data import load_manifest
+    from .data import parse_label_map, read_manifest
     from .evaluate import evaluate, write_report
+    from .onnx_model import select_epoch
 
     if manifest is None and dataset is None:
-        fail("give --manifest FILE or --dataset fer2013|utkface DIR")
-    m = get_attribute_model(model)
+        fail("give --manifest FILE (or a labelling-tool export .jsonl) or --dataset fer2013|utkface DIR")
+    m = get_attribute_model(select_epoch(model, epoch))
     m.prepare()
     items = []
     if dataset is not None:
         items += dataset_items(dataset[0], dataset[1], split)
     if manifest is not None:
-        items += load_manifest(manifest, classes={t: c for t, c in getattr(m, "classes", {}).items() if c and t == "age_group"})
+        mapping = parse_label_map(label_map) if label_map else None
+        items += read_manifest(manifest, classes={t: c for t, c in getattr(m, "classes", {}).items() if c}, mapping=mapping)[0]
     faces_mode = faces or ("given" if dataset is not None and manifest is None else "detect")
     fetcher = _fetcher(timeout, max_mb, retries, cache)
     if quiet:

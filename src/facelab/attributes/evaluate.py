@@ -123,6 +123,13 @@ def evaluate(
             preds.append(None)
         if on_item is not None:
             on_item()
+    if items and not n_ok:
+        from collections import Counter
+
+        from ..errors import NothingEvaluatedError
+
+        why = Counter(f.error for f in failures).most_common(3)
+        raise NothingEvaluatedError(f"nothing evaluated: all {len(items)} items failed ({'; '.join(f'{n}x {r}' for r, n in why)})")
     report: dict[str, Any] = {
         "model": model.name, "faces": faces, "items": len(items), "evaluated": n_ok, "failures": [f.to_dict() for f in failures],
         "ms_per_face": round(1000 * secs / max(n_ok, 1), 2), "tasks": {},
@@ -156,7 +163,7 @@ def evaluate(
                     keys.append(it.labels.get(g))
             if all(k is None for k in keys) or (g == t):
                 continue
-            order = [b[0] for b in AGE_BANDS] if g == "age_band" else list(FIXED_CLASSES.get(g, sorted({k for k in keys if k})))
+            order = [b[0] for b in AGE_BANDS] if g == "age_band" else list(classes.get(g) or FIXED_CLASSES.get(g) or sorted({k for k in keys if k}))
             groups = {}
             for k in order:
                 m = np.array([kk == k for kk in keys])

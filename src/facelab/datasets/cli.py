@@ -160,6 +160,29 @@ def augment(
     typer.echo(f"{len(rows)} augmented images and keypoints.csv written to {out}; preview grid {pv}")
 
 
+@dataset_app.command("import-labels")
+@_guard
+def import_labels(
+    export: Annotated[Path, typer.Argument(help="A labelling-tool export: one JSON object per line with content (image URL or path) and annotation.labels (Dataturks).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The attributes manifest to write (JSON with the tasks and their classes).")],
+    label_map: Annotated[Optional[list[str]], typer.Option("--map", help="Label prefix (or exact label) -> task, e.g. Emotion_=emotion (repeatable; default: Emotion_, Not_Face -> emotion; Age_, others -> age_group; E_ -> ethnicity).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn a labelling-tool export into a facelab attributes manifest (tasks and classes read from the labels)."""
+    import json
+
+    from ..attributes.data import import_label_export, parse_label_map, write_manifest
+
+    items, tasks, summary = import_label_export(export, parse_label_map(label_map) if label_map else None)
+    path = write_manifest(items, out, tasks=tasks)
+    if as_json:
+        typer.echo(json.dumps({"manifest": str(path), **summary}, indent=2))
+        return
+    typer.echo(f"{summary['items']} labelled images ({summary['unlabelled']} unlabelled skipped) -> {path}")
+    for t, cs in summary["tasks"].items():
+        typer.echo(f"  {t}: " + ", ".join(f"{c} ({n})" for c, n in cs.items()))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
     app.command("augment")(_guard(augment))

@@ -173,6 +173,7 @@ def predict_cmd(
     as_json: JsonOpt = False,
     out: OutOpt = None,
     workers: WorkersOpt = 1,
+    epoch: Annotated[Optional[int], typer.Option("--epoch", min=1, help="Attributes: the weights of this epoch (kept by 'train attributes --keep all|best:K').")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a model facelab trained (identity classifier .npz, attributes .onnx) on every face of the images."""
@@ -180,6 +181,12 @@ def predict_cmd(
 
     if not model.exists():
         raise InputError("no such model file", source=str(model))
+    if epoch is not None:
+        from ..attributes.onnx_model import select_epoch
+
+        if model.suffix.lower() != ".onnx":
+            raise InputError("--epoch picks the kept weights of an attributes .onnx model", source=str(model))
+        model = Path(select_epoch(model, epoch))
     predict(model, paths, PredictOptions(detector, rotate, min_face, as_json, out, workers, quiet, top_k, whole_image))
 
 
