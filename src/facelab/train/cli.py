@@ -64,6 +64,8 @@ def train_identities_cmd(
     min_face: MinFaceOpt = 40,
     whole_image: Annotated[bool, typer.Option("--whole-image/--skip-no-face", help="Embed images without a detected face whole (pre-cropped face sets) or leave them out.")] = False,
     no_cache: NoCacheOpt = False,
+    balance: Annotated[str, typer.Option("--balance", help="Class balance: none, augment (augmented copies of the images of people with fewer photos), weights (class-weighted fits; not knn).")] = "none",
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the learning curve, MLP loss curve and class counts as PNG beside the model.")] = True,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -87,20 +89,38 @@ def train_identities_cmd(
         if not quiet and not as_json:
             err(f"fold {done}/{total} done")
 
+    from .balance import check_mode
+
+    check_mode(balance)
+    extra = None
+    if balance == "augment":
+        from .dataset import augment_rows
+
+        extra = augment_rows(es, seed=seed, cache=not no_cache, progress=not quiet)
+        err(f"{len(extra.source)} augmented copies of the images of people with fewer photos")
     res = train_identities(
         es, model, folds=folds, grid=grid_d, seed=seed, threshold=threshold, progress=progress,
-        dataset={"root": str(folder.resolve()), "label_regex": label_regex, **es.summary()},
+        dataset={"root": str(folder.resolve()), "label_regex": label_regex, **es.summary()}, balance=balance, extra=extra,
     )
     path = res.model.save(output or Path(f"identities-{model}.npz"))
+    pngs: list[str] = []
+    if plots:
+        from ..errors import FacelabError
+
+        try:
+            pngs = res.plots(es, Path(path).parent, Path(path).stem, folds=min(folds, 5), seed=seed)
+        except FacelabError as e:
+            err(f"no plots: {e}")
     cv = res.cv
     if as_json:
-        typer.echo(json.dumps({"model_file": path, "params": res.final_params, "threshold": res.model.threshold, "cv": cv.to_dict(), "grid_search": res.grid_rows}, indent=2))
+        typer.echo(json.dumps({"model_file": path, "params": res.final_params, "threshold": res.model.threshold, "cv": cv.to_dict(), "grid_search": res.grid_rows,
+                               "balance": res.model.meta["balance"], "plots": pngs}, indent=2))
         return
     typer.echo(f"{len(es)} images of {len(es.classes)} people, {model} ({res.model.meta['approach']})")
     typer.echo("fold accuracy: " + "  ".join(f"{a:.4f}" for a in cv.fold_accuracy))
     typer.echo(f"{cv.folds}-fold CV accuracy: {cv.mean_accuracy:.4f} ± {cv.std_accuracy:.4f}")
     typer.echo(f"parameters: {json.dumps(res.final_params)}   open-set threshold: {res.model.threshold:.4f} (held-out open-set accuracy {cv.open_set_accuracy:.4f})")
-    typer.echo(f"model written to {path}")
+    typer.echo(f"model written to {path}" + (f"; plots: {', '.join(Path(p).name for p in pngs)}" if pngs else ""))
 
 
 @evaluate_app.command("identities")

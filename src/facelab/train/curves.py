@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import FacelabError
 
 #: Keys of an epoch record that are bookkeeping, not curves.
-SKIP = frozenset({"epoch", "lr", "seconds", "s", "minutes", "score", "note", "msg", "step"})
+SKIP = frozenset({"epoch", "lr", "seconds", "s", "minutes", "score", "note", "msg", "step", "fraction"})
 _ACC_WORDS = ("acc", "recall", "precision", "ap", "f1", "auc")
 
 
@@ -71,16 +71,21 @@ def _twin(name: str) -> str:
     return "loss" if name == "loss" else name
 
 
-def plot_curves(history: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike[str], *, prefix: str = "curves", title: str = "") -> list[str]:
-    """Per-epoch PNG curves of ``history`` in ``out_dir``; returns the files written (none for an empty history)."""
-    rows = [r for r in history if isinstance(r, Mapping) and "epoch" in r and not r.get("msg")]
+def plot_curves(
+    history: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike[str], *, prefix: str = "curves", title: str = "", x: str = "epoch"
+) -> list[str]:
+    """Per-epoch PNG curves of ``history`` in ``out_dir``; returns the files written (none for an empty history).
+
+    ``x`` names the key of the horizontal axis (``epoch``; ``images_per_person`` for a learning curve).
+    """
+    rows = [r for r in history if isinstance(r, Mapping) and x in r and not r.get("msg")]
     if not rows:
         return []
     series: dict[str, tuple[list[float], list[float]]] = {}
     for r in rows:
-        for k, v in flatten(r).items():
+        for k, v in flatten({kk: vv for kk, vv in r.items() if kk != x}).items():
             xs, ys = series.setdefault(k, ([], []))
-            xs.append(float(r["epoch"]))
+            xs.append(float(r[x]))
             ys.append(v)
     groups: dict[str, list[str]] = {}
     for k in series:
@@ -102,8 +107,9 @@ def plot_curves(history: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
             xs, ys = series[n]
             c = colours[twins.index(_twin(n)) % len(colours)]
             ax.plot(xs, ys, "--" if n.startswith("val") else "-", color=c, marker="o" if len(xs) < 30 else None, ms=3, label=n)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
+        if x == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(g)
         ax.set_title(f"{title}: {g}" if title else g)
         ax.grid(alpha=0.3)
