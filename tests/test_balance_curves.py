@@ -84,3 +84,16 @@ def test_curves_pair_train_and_validation_series(tmp_path):
     files = plot_curves(hist, tmp_path, prefix="run")
     assert [Path(f).name for f in files] == ["run_accuracy.png", "run_metrics.png"]
     assert plot_curves([{"msg": "resumed"}], tmp_path / "none") == []
+
+
+def test_detector_training_log_becomes_curves(tmp_path):
+    """The BlazeFace fine-tuning log (messages, per-epoch losses, validation every other epoch) is drawn as loss and accuracy curves."""
+    pytest.importorskip("matplotlib")
+    from facelab.detect.train_blazeface import plot_log
+
+    lines = [{"msg": "face-boxes train: 400 photos"}, {"epoch": -1, "val": {"recall": 0.6, "precision": 0.9, "gt": 300}, "note": "original MediaPipe weights"}]
+    lines += [{"epoch": e, "lr": 1e-3, "minutes": 1.0, "cls": 1.0 / (e + 1), "box": 0.5 / (e + 1), "kp": 0.1, **({"val": {"recall": 0.7 + e / 100, "precision": 0.9, "gt": 300}} if e % 2 else {})}
+              for e in range(4)]
+    (tmp_path / "train_log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    files = plot_log(tmp_path)
+    assert [Path(f).name for f in files] == ["curves_loss.png", "curves_accuracy.png"]

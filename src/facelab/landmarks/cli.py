@@ -13,8 +13,8 @@ from ..cli import JsonOpt, QuietOpt, _guard, evaluate_app, train_app
 
 @_guard
 def train_landmarks_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Folder with keypoints.csv (image, x0, y0, ... x67, y67) and images/.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt (resumable), train.log, landmarks68.onnx.")] = Path("runs/landmarks"),
+    data: Annotated[Path, typer.Option("--data", help="Folder with keypoints.csv (image, x0, y0, ... x67, y67, or any number of points) and images/, or the CSV.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt (resumable), train.log, curves_*.png, landmarks<K>.onnx.")] = Path("runs/landmarks"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 40,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     lr: Annotated[float, typer.Option("--lr")] = 3e-3,
@@ -22,17 +22,21 @@ def train_landmarks_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="PyTorch threads.")] = 1,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N training images (a quick try).")] = None,
+    val_limit: Annotated[Optional[int], typer.Option("--val-limit", min=1, help="Use only the first N validation images (a quick try).")] = None,
+    points: Annotated[Optional[int], typer.Option("--points", min=1, help="Points per face the CSV must have (default: as many as its header has, e.g. 68 or 15).")] = None,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of an earlier run (its best.pt): fine-tuning.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train the small 68-point CNN (persons split train/val/test by name hash; test is never used) and export ONNX."""
+    """Train the small landmark CNN on 68 points or any point set (persons split train/val/test by name hash; test is never used) and export ONNX."""
     from ..datasets.augment import preset
     from ..train.landmarks import TrainConfig, train_landmarks
 
     preset(augment)  # fail early on a bad name
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed, threads=threads, limit=limit, init=str(init) if init else None)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed, threads=threads, limit=limit, init=str(init) if init else None,
+                      val_limit=val_limit, num_points=points)
     s = train_landmarks(data, out, cfg, progress=not quiet, log=(lambda m: None) if quiet else typer.echo)
-    typer.echo(f"best val NME {s['val_nme']:.4f} at epoch {s['best_epoch']}; model {s['onnx']} (use it with --model {s['onnx']})")
+    typer.echo(f"{s['num_points']} points: best val NME {s['val_nme']:.4f} at epoch {s['best_epoch']}; model {s['onnx']} (use it with --model {s['onnx']}); "
+               f"curves: {', '.join(Path(p).name for p in s['plots']) or 'none'}")
 
 
 @_guard
