@@ -129,6 +129,28 @@ class Annotator:
 
 
 @dataclass
+class CropSaver:
+    """Writes an aligned chip of every face of a result (runs inside workers; chained after the annotator)."""
+
+    out_dir: str
+    names: dict[str, str] = field(default_factory=dict)
+    then: Any = None  # another post step (the annotator)
+    size: int = 150
+    method: str = "dlib"
+
+    def __call__(self, image, result: ImageResult) -> None:
+        from .api import save_crops
+
+        if self.then is not None:
+            self.then(image, result)
+        stem = os.path.splitext(self.names.get(result.source, os.path.basename(result.source)))[0]
+        save_crops(image, self.out_dir, result.faces, stem=stem, size=self.size, method=self.method)
+
+
+SaveCropsOpt = Annotated[Optional[Path], typer.Option("--save-crops", help="Write an aligned chip of every face here (<image>_face<i>[_<name>].jpg, 150 px, dlib alignment).")]
+
+
+@dataclass
 class IdentifyJob:
     """Pipeline followed by identification against known faces (picklable for workers)."""
 
@@ -155,6 +177,7 @@ def run_images(
     as_json: bool,
     summarize,
     require_face: bool = False,
+    save_crops: Path | None = None,
 ) -> None:
     """Process every input; print results; exit with the right code."""
     from .runner import run_many
@@ -166,6 +189,9 @@ def run_images(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         annot = Annotator(str(out), {t.source: t.out_name for t in targets})
+    if save_crops is not None:
+        save_crops.mkdir(parents=True, exist_ok=True)
+        annot = CropSaver(str(save_crops), {t.source: t.out_name for t in targets}, annot)
     results: list[ImageResult] = []
     explicit = {t.source for t in targets if t.explicit}
     bad_explicit = no_face = False
@@ -199,6 +225,8 @@ def run_images(
         summarize(results)
         if out is not None:
             typer.echo(f"annotated images and results.json written to {out}")
+        if save_crops is not None:
+            typer.echo(f"{sum(len(r.faces) for r in results if r.ok)} aligned face chips written to {save_crops}")
     if bad_explicit or all(not r.ok for r in results):
         raise typer.Exit(EXIT_BAD_INPUT)
     if require_face and no_face:
@@ -272,10 +300,11 @@ def detect(
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
     require_face: Annotated[bool, typer.Option("--require-face", help="Exit 1 if an image has no face.")] = False,
+    save_crops: SaveCropsOpt = None,
 ) -> None:
     """Find faces: boxes, scores and rotation."""
     job = _pipeline(detector, rotate, min_face, None, None)
-    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=_summary_table, require_face=require_face)
+    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=_summary_table, require_face=require_face, save_crops=save_crops)
 
 
 @app.command()
@@ -361,6 +390,7 @@ def analyze(
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
     actions: Annotated[Optional[str], typer.Option("--actions", "-a", help="Attributes per face: age,gender,emotion,ethnicity (or all).")] = None,
+    save_crops: SaveCropsOpt = None,
 ) -> None:
     """Everything for every face: box, landmarks, embedding, attributes (--actions), and a name when --known is given."""
     from .attributes import parse_actions, prepare_models
@@ -377,7 +407,7 @@ def analyze(
 
         return " " + default_label(f) if f.identity is not None or f.attributes else ""
 
-    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=lambda rs: _summary_table(rs, extra))
+    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=lambda rs: _summary_table(rs, extra), save_crops=save_crops)
 
 
 def _load_known(folder: Path, pipe: FaceAnalysis, threshold: float | None):
