@@ -124,3 +124,27 @@ def test_models_command():
     r = facelab("models", "--json")
     info = json.loads(r.stdout)
     assert "hog" in info["detectors"] and info["model_files"]["dlib_resnet"]["ok"]
+
+
+def test_tables_show_whole_relative_paths_and_follow_symlinked_folders(tmp_path, fr_examples):
+    """A deep folder with a symlinked person folder: the table names each image relative to the folder given,
+    whole, even on a narrow terminal; --json keeps the full paths (issue 17 points 2, 3)."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 3) / "people"
+    (deep / "biden").mkdir(parents=True)
+    shutil.copy(fr_examples / "biden.jpg", deep / "biden" / "biden_with_a_long_file_name_too.jpg")
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(fr_examples / "obama.jpg", tmp_path / "elsewhere" / "obama_with_a_long_file_name_too.jpg")
+    (deep / "obama").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    from typer.testing import CliRunner
+
+    from facelab.cli import app
+
+    r = CliRunner().invoke(app, ["detect", str(deep)], env={"COLUMNS": "60"})
+    assert r.exit_code == 0, r.stderr
+    for rel in ("biden/biden_with_a_long_file_name_too.jpg", "obama/obama_with_a_long_file_name_too.jpg"):
+        assert rel in r.stdout, r.stdout
+    assert str(deep) not in r.stdout
+    js = facelab("detect", str(deep), "--json")
+    assert [x["source"] for x in json.loads(js.stdout)] == [
+        str(deep / "biden" / "biden_with_a_long_file_name_too.jpg"), str(deep / "obama" / "obama_with_a_long_file_name_too.jpg")
+    ]

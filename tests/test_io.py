@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import threading
 import time
@@ -258,3 +259,46 @@ def test_top_level_api_accepts_every_source(server, fr_examples):
     data = (fr_examples / "obama.jpg").read_bytes()
     for src in (fr_examples / "obama.jpg", str(fr_examples / "obama.jpg"), data, Image.open(io.BytesIO(data))):
         assert len(facelab.detect(src)) == 1
+
+
+def test_every_entry_point_takes_every_source(server, fr_examples, tmp_path):
+    """FaceAnalysis.get, Gallery.enroll/identify and analyze: path, str, URL, bytes, array, PIL image (issue 17 point 1)."""
+    from facelab.gallery import Gallery
+
+    path = fr_examples / "obama.jpg"
+    data = path.read_bytes()
+    array = facelab.load_image(path)
+    url = f"{server}/face.jpg"
+    _Handler.jpeg, before = data, _Handler.jpeg
+    sources = (path, str(path), url, data, array, Image.open(io.BytesIO(data)))
+    fa = facelab.FaceAnalysis(landmarks=None)
+    boxes = [[round(v) for v in f.box.to_dict().values()] for f in fa.get(array)]
+    assert len(boxes) == 1
+    for src in sources:
+        assert [[round(v) for v in f.box.to_dict().values()] for f in fa.get(src)] == boxes, type(src)
+        assert len(facelab.analyze(src)) == 1
+    with Gallery(tmp_path / "g.db") as g:
+        assert [r.status for r in g.enroll("obama", str(path))] == ["added"]  # one path, not a sequence of characters
+        for src in sources:
+            assert [f.identity.name for f in g.identify(src)] == ["obama"], type(src)
+    _Handler.jpeg = before
+
+
+def test_symlinked_folders_are_followed_once_without_looping(tmp_path, fr_examples):
+    """Person folders that are symlinks are found by every folder reader; a link back up does not loop (issue 17 point 2)."""
+    from facelab.gallery import known_people_from_folder
+    from facelab.train.dataset import identity_dataset
+
+    elsewhere = tmp_path / "elsewhere"
+    for name in ("obama", "biden"):
+        (elsewhere / name).mkdir(parents=True)
+        (elsewhere / name / f"{name}.jpg").symlink_to(fr_examples / f"{name}.jpg")
+    people = tmp_path / "people"
+    people.mkdir()
+    (people / "obama").symlink_to(elsewhere / "obama", target_is_directory=True)
+    (people / "biden").symlink_to(elsewhere / "biden", target_is_directory=True)
+    (people / "obama" / "loop").symlink_to(people, target_is_directory=True)  # obama/loop -> people/ (a cycle)
+    found = list(facelab.iter_image_paths(people))
+    assert [os.path.relpath(p, people) for p in found] == ["biden/biden.jpg", "obama/obama.jpg"]
+    assert sorted(i.label for i in identity_dataset(people)) == ["biden", "obama"]
+    assert sorted(n for n, _ in known_people_from_folder(people)) == ["biden", "obama"]

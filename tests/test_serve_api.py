@@ -367,8 +367,14 @@ def test_paths_and_urls_never_reach_the_filesystem(api, serve_env):
 
 
 class _Photos(http.server.SimpleHTTPRequestHandler):
+    requested: list[str] = []  # every path asked for, to show what the server never fetched
+
     def log_message(self, *a):
         pass
+
+    def do_GET(self):
+        type(self).requested.append(self.path)
+        super().do_GET()
 
 
 @pytest.fixture(scope="module")
@@ -392,6 +398,16 @@ def test_image_urls(api_open, photo_server, photos):
     err(api_open.post("/v1/detect", json={"image": {"url": f"{photo_server}/photos/missing.jpg"}}), 422, "url_http_error")
     err(api_open.post("/v1/detect", json={"image": {"url": f"{photo_server}/README.md"}}), 422, "url_not_an_image")
     err(api_open.post("/v1/detect", json={"image": {"url": "http://127.0.0.1:9/closed.jpg"}}), 422, "bad_url")
+
+
+def test_loopback_is_refused_in_every_notation(api, serve_env, photo_server):
+    """SSRF: the photo server listens on 127.0.0.1; no spelling of that address reaches it (redirects: tests/test_url_guard.py)."""
+    h = serve_env.h("read")
+    port = photo_server.rsplit(":", 1)[1]
+    _Photos.requested.clear()
+    for host in ("127.0.0.1", "localhost", "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::ffff:127.0.0.1]"):
+        err(api.post("/v1/detect", json={"image": {"url": f"http://{host}:{port}/photos/obama2.jpg"}}, headers=h), 403, "url_not_allowed")
+    assert _Photos.requested == []
 
 
 def test_limits(api_open, photos):

@@ -81,6 +81,12 @@ class URLContentTypeError(URLError):
     code = "url_not_an_image"
 
 
+class URLNotAllowedError(URLError):
+    """The URL (or a redirect it sent) points at a loopback, private or otherwise non-public address."""
+
+    code = "url_not_allowed"
+
+
 # --- faces -----------------------------------------------------------------------
 
 

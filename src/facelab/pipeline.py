@@ -18,7 +18,7 @@ import numpy as np
 
 from .detect import DEFAULT_DETECTOR, Rotate, detect, get_detector, pick_face
 from .embed import DEFAULT_EMBEDDER, get_embedder
-from .io import load_image
+from .io import as_image, load_image
 from .landmarks import get_landmarker
 from .types import Face, ImageResult
 
@@ -63,8 +63,9 @@ class FaceAnalysis:
             prepare_models(self.attributes, self.attribute_models)
         return self
 
-    def get(self, image: np.ndarray) -> list[Face]:
-        """Faces in an RGB uint8 image, largest first, with the stages asked for."""
+    def get(self, image: Any) -> list[Face]:
+        """Faces in an image (path, URL, bytes, array, PIL image), largest first, with the stages asked for."""
+        image = as_image(image)
         faces = detect(
             image, self.detector, rotate=self.rotate, min_score=self.min_score, max_faces=self.max_faces, **self.detector_options
         )
@@ -99,3 +100,27 @@ class FaceAnalysis:
     @property
     def stages(self) -> Sequence[str]:
         return [s for s, on in (("detect", True), ("landmarks", self.landmarks), ("embed", self.embedder), ("attributes", self.attributes)) if on]
+
+
+@dataclass
+class IdentifyJob:
+    """A pipeline followed by naming its faces (picklable for worker processes).
+
+    ``known`` is anything with ``identify_faces(faces)`` (a :class:`~facelab.gallery.KnownFaces`,
+    a :class:`~facelab.gallery.Gallery`, an identities model) or None to skip naming.
+    """
+
+    pipeline: FaceAnalysis
+    known: Any = None
+
+    def prepare(self) -> None:
+        self.pipeline.prepare()
+
+    def __call__(self, image) -> list[Face]:
+        faces = self.pipeline.get(image)
+        if self.known is not None:
+            self.known.identify_faces(faces)
+        return faces
+
+
+__all__ = ["FaceAnalysis", "IdentifyJob"]

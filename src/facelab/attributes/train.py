@@ -101,6 +101,17 @@ class TrainResult:
     kept: dict[int, Any] = field(default_factory=dict)  # epoch -> state dict, as ``config.keep`` asks
     balance: dict[str, Any] = field(default_factory=dict)  # mode, per-task class counts before / after balancing
 
+    def plots(self, out: str | os.PathLike[str]) -> list[str]:
+        """``<stem>.curves_*.png`` (loss, accuracy per task, age MAE; train and validation) and ``<stem>.balance.png`` beside the model ``out``."""
+        from ..train.curves import plot_class_counts, plot_curves
+
+        out = Path(out)
+        files = plot_curves(self.history_dicts(), out.parent, prefix=f"{out.stem}.curves", title=out.stem)
+        if self.balance.get("before"):
+            after = self.balance["after"] if self.balance.get("mode") != "none" else None
+            files.append(plot_class_counts(self.balance["before"], after, out.parent / f"{out.stem}.balance.png", title=f"classes ({self.balance['mode']})"))
+        return files
+
     def history_dicts(self) -> list[dict[str, Any]]:
         """One flat record per epoch (``loss``, ``val_loss``, ``val_<metric>``) for :func:`facelab.train.curves.plot_curves`."""
         return [

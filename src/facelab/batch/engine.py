@@ -23,7 +23,7 @@ from typing import Any
 
 from ..detect import DEFAULT_DETECTOR
 from ..errors import InputError
-from ..pipeline import FaceAnalysis
+from ..pipeline import FaceAnalysis, IdentifyJob
 from ..runner import ChunkExecutor, InlineExecutor, ProcessExecutor, default_workers, run_chunks
 from ..types import ImageResult
 from .inputs import InputSpec, Item
@@ -103,7 +103,6 @@ def make_job(task: str, opts: BatchOptions) -> tuple[Any, dict[str, Any]]:
         )
         settings.update(model=opts.model, landmarks=opts.landmarks, actions=acts)
     else:
-        from ..cli import IdentifyJob
         from ..gallery import open_gallery
 
         if not opts.db:

@@ -39,7 +39,7 @@ import json
 import os
 import shutil
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,18 @@ from ..models import sha256_file
 from ..progress import track
 from ..types import Face
 from .filters import BLUR_THRESHOLD, DUPLICATE_BITS, OUTLIER_THRESHOLD, phash, robust_outliers, sharpness
+from .records import ImageRecord, cache_file
 
 SPLITS = ("train", "val", "test")
 MANAGED = (*SPLITS, "review")
-CACHE = ".facelab-cache"
-STATUS_COLORS = {"kept": (40, 170, 60), "review": (245, 150, 20), "rejected": (210, 40, 40)}
+
+
+def rotate_mode(rotate: Any) -> str:
+    """``"on" | "auto" | "full" | "off"`` from a mode name or the detector's values (True, False, "auto", "full")."""
+    mode = {True: "on", False: "off"}.get(rotate, rotate) if isinstance(rotate, bool) else rotate
+    if mode not in ("on", "auto", "full", "off"):
+        raise InputError(f"rotate must be 'on', 'auto', 'full' or 'off', not {rotate!r}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class BuildOptions:
     choose: str = "largest"  # or "central"
     embedder: str = "dlib"
     image_format: str = "jpg"
-    rotate: str = "on"  # sweep ±15..45° always ("on") or only when nothing is upright ("auto"); "full" adds ±60, ±90, 180
+    rotate: str = "on"  # sweep ±15..45° always ("on"), only when nothing is upright ("auto"), never ("off"); "full" adds ±60, ±90, 180
     # decisions over the whole set (recomputed every run)
     min_size: int = 48  # faces whose box side is smaller are rejected
     blur: float = BLUR_THRESHOLD
@@ -78,8 +85,7 @@ class BuildOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.rotate not in ("on", "auto", "full"):
-            raise InputError(f"rotate must be 'on', 'auto' or 'full', not {self.rotate!r}")
+        object.__setattr__(self, "rotate", rotate_mode(self.rotate))
         if self.choose not in ("largest", "central"):
             raise InputError(f"choose must be 'largest' or 'central', not {self.choose!r}")
         if self.image_format not in ("jpg", "png"):
@@ -92,37 +98,6 @@ class BuildOptions:
     def fingerprint(self) -> str:
         key = (self.size, self.padding, self.detector, self.min_face, self.choose, self.embedder, self.image_format, self.rotate, 1)
         return hashlib.sha1(repr(key).encode()).hexdigest()[:12]
-
-
-@dataclass
-class ImageRecord:
-    """What happened to one raw image."""
-
-    source: str  # path relative to the raw folder
-    person: str
-    status: str = "rejected"  # kept | review | rejected
-    reason: str = ""  # unreadable | no_face | too_small | blurry | duplicate | near_duplicate | outlier
-    detail: str = ""
-    faces_found: int = 0
-    rule: str = ""  # which face was kept: "only face", "largest of 3", "most central of 2"
-    rotation: float = 0.0
-    box: dict[str, float] | None = None
-    face_px: float = 0.0
-    sharpness: float | None = None
-    phash: str | None = None
-    sha256: str = ""
-    outlier_distance: float | None = None
-    duplicate_of: str | None = None
-    split: str | None = None
-    file: str | None = None  # output path relative to the output folder
-    chip: str | None = None  # cached chip, relative to the output folder
-    embedding: list[float] | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("embedding")
-        d.pop("chip")
-        return {k: v for k, v in d.items() if v not in (None, "")}
 
 
 @dataclass
@@ -178,9 +153,9 @@ class DetectJob:
         from ..detect import DEFAULT_ANGLES, FULL_ANGLES, detect
         from ..embed import get_embedder
 
-        sweep = {"on": True, "auto": "auto", "full": "full"}[self.rotate]
+        sweep = {"on": True, "auto": "auto", "full": "full", "off": False}[self.rotate]
         faces = detect(image, self.detector, rotate=sweep, min_face=self.min_face)
-        if not faces and self.rotate != "full":  # on its side or upside down?
+        if not faces and self.rotate in ("on", "auto"):  # on its side or upside down?
             extra = [a for a in FULL_ANGLES if a not in DEFAULT_ANGLES]
             faces = [f for f in detect(image, self.detector, rotate=extra, min_face=self.min_face) if f.rotation]
         if not faces:
@@ -224,12 +199,12 @@ class ChipWriter:
                 rec.reason, rec.detail = "unreadable", f"alignment failed: {e}"
                 _save_record(self.raw, self.out, rec, self.options)
                 return
-            rec.chip = os.path.relpath(save_image(chip, _cache_file(self.out, rec.source, "chips", self.options.image_format), quality=95), self.out)
+            rec.chip = os.path.relpath(save_image(chip, cache_file(self.out, rec.source, "chips", self.options.image_format), quality=95), self.out)
             rec.sharpness = round(sharpness(chip), 2)
             rec.phash = phash(chip)
             rec.embedding = [round(float(v), 6) for v in f.embedding.vector] if f.embedding is not None else None
         else:
-            _write_thumb(image, _cache_file(self.out, rec.source, "thumbs", "jpg"))
+            _write_thumb(image, cache_file(self.out, rec.source, "thumbs", "jpg"))
         _save_record(self.raw, self.out, rec, self.options)
 
 
@@ -239,21 +214,13 @@ def _new_record(raw: str, source: str) -> ImageRecord:
     return ImageRecord(source=rel, person=person, sha256=sha256_file(source))
 
 
-def _key(rel: str) -> str:
-    return hashlib.sha1(rel.encode("utf-8")).hexdigest()[:20]
-
-
-def _cache_file(out: str, rel: str, kind: str, ext: str) -> str:
-    return os.path.join(out, CACHE, kind, f"{_key(rel)}.{ext}")
-
-
 def _stamp(raw: str, rel: str, options: BuildOptions) -> str:
     st = os.stat(os.path.join(raw, rel))
     return f"{st.st_size}:{st.st_mtime_ns}:{options.fingerprint()}"
 
 
 def _save_record(raw: str, out: str, rec: ImageRecord, options: BuildOptions) -> None:
-    path = _cache_file(out, rec.source, "records", "json")
+    path = cache_file(out, rec.source, "records", "json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -262,7 +229,7 @@ def _save_record(raw: str, out: str, rec: ImageRecord, options: BuildOptions) ->
 
 
 def _load_record(raw: str, out: str, rel: str, options: BuildOptions) -> ImageRecord | None:
-    path = _cache_file(out, rel, "records", "json")
+    path = cache_file(out, rel, "records", "json")
     try:
         with open(path) as f:
             d = json.load(f)

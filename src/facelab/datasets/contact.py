@@ -18,7 +18,7 @@ import numpy as np
 
 from ..draw import save_image
 from ..io import load_image
-from .build import CACHE, STATUS_COLORS, ImageRecord, _cache_file
+from .records import CACHE, STATUS_COLORS, ImageRecord, cache_file
 
 TILE = 128
 LABEL_H = 30
@@ -26,7 +26,7 @@ LABEL_H = 30
 
 def _tile_image(r: ImageRecord, out: str) -> np.ndarray | None:
     candidates = [os.path.join(out, r.chip)] if r.chip else []
-    candidates.append(_cache_file(out, r.source, "thumbs", "jpg"))
+    candidates.append(cache_file(out, r.source, "thumbs", "jpg"))
     for path in candidates:
         if os.path.isfile(path):
             try:

@@ -3,7 +3,7 @@
 The network is MediaPipe's full-range BlazeFace re-implemented in torch
 (:mod:`facelab.detect.blazeface_net`), started from Google's weights and
 fine-tuned on the training part of ``face-boxes`` plus pasted, partly masked
-faces (:mod:`facelab.detect.train_blazeface`; data, command and scores in
+faces (:mod:`facelab.train.blazeface`; data, command and scores in
 ``facelab/assets/blazeface_ft.md``).  It is fully convolutional: the image is
 resized so its long side is ``input_size`` (384; chosen on the training photos: the
 highest recall with precision >= 0.85) and padded to multiples of 32,

@@ -1,7 +1,7 @@
 """BlazeFace full-range in PyTorch, built from the ``.tflite`` file's own graph and weights.
 
 Needs ``torch`` (the ``train`` extra); facelab's runtime never imports this
-module.  It exists to fine-tune the network (:mod:`facelab.detect.train_blazeface`)
+module.  It exists to fine-tune the network (:mod:`facelab.train.blazeface`)
 and export the result to ONNX.
 
 :func:`read_tflite_graph` lists the operators of the MediaPipe model (conv,

@@ -255,7 +255,9 @@ def evaluate_landmarks(
     """Score every model on the same detected faces of ``samples`` (see the module docstring)."""
     faces, missed = prepare_faces(samples, detector, progress)
     if not faces:
-        raise InputError(f"the detector {detector!r} found none of the {len(samples)} annotated faces")
+        from ..errors import NothingEvaluatedError
+
+        raise NothingEvaluatedError(f"nothing evaluated: the detector {detector!r} found none of the {len(samples)} annotated faces")
     return [score_model(m, faces, missed=len(missed), name=_model_name(m), progress=progress) for m in models]
 
 

@@ -40,7 +40,8 @@ from ..types import Candidate, Embedding, Face, Identity
 from .calibration import default_threshold
 from .faces import choose_face, content_hash, enroll_pipeline, vector_hash
 from .search import EXACT_MAX, IVF_REGROW, ExactIndex, FaissIndex, VectorIndex, rank_people
-from .store import EmbeddingRecord, NewEmbedding, PersonRecord, Store, StoreState, _check_name, default_db, open_store, parse_url
+from .backends import open_store
+from .store import EmbeddingRecord, NewEmbedding, PersonRecord, Store, StoreState, _check_name, default_db, parse_url
 
 MATCH_MODES = ("nearest", "centroid")
 SEARCH_MODES = ("auto", "exact", "faiss", "pgvector")
@@ -212,6 +213,8 @@ class Gallery:
         stop the others: see each :class:`EnrollResult`.
         """
         name = _check_name(name)
+        if isinstance(images, (str, bytes, bytearray, os.PathLike, np.ndarray)) or hasattr(images, "getpixel"):
+            images = [images]  # one image (a path, bytes, an array, a PIL image), not a sequence of them
         emb_name = get_embedder(self.embedder_spec).name
         self._check_model(emb_name)
         results: list[EnrollResult] = []
@@ -285,7 +288,7 @@ class Gallery:
 
     def enroll_dir(self, root: str | os.PathLike[str], *, fallback: bool = False, on_result: Callable[[EnrollResult], None] | None = None) -> list[EnrollResult]:
         """Enrol ``root/<name>/*`` (and ``root/<name>.jpg``) files, one person at a time."""
-        from . import known_people_from_folder
+        from .known import known_people_from_folder
 
         r = Path(root)
         if not r.is_dir():

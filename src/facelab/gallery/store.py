@@ -41,7 +41,7 @@ def default_db() -> str:
     env = os.environ.get("FACELAB_DB")
     if env:
         return env
-    from ..train.dataset import facelab_home
+    from ..io.paths import facelab_home
 
     home = facelab_home()
     try:
@@ -154,22 +154,6 @@ def parse_url(url: str | os.PathLike[str]) -> StoreURL:
         query = "&".join(f"{k}={v}" for k, v in opts.items())
         return StoreURL("postgresql", parts._replace(query=query).geturl(), own)
     raise InputError(f"unknown gallery URL scheme {scheme!r} (use a file path, sqlite:///path or postgresql://...)", source=s)
-
-
-def open_store(url: str | os.PathLike[str] | None = None, **kw: Any) -> Store:
-    """Open (creating when needed) the store at ``url`` (default :func:`default_db`)."""
-    u = parse_url(url if url is not None else default_db())
-    return _store_class(u.scheme)(u, **kw)
-
-
-def _store_class(scheme: str) -> type:
-    if scheme == "sqlite":
-        from .sqlite import SQLiteStore
-
-        return SQLiteStore
-    from .postgres import PostgresStore
-
-    return PostgresStore
 
 
 def _check_name(name: str) -> str:
@@ -536,6 +520,5 @@ __all__ = [
     "StoreState",
     "StoreURL",
     "default_db",
-    "open_store",
     "parse_url",
 ]

@@ -16,7 +16,7 @@ from .image import (
     load_image,
     to_rgb_array,
 )
-from .paths import iter_image_paths, looks_like_image
+from .paths import facelab_home, iter_image_paths, looks_like_image
 from .url import fetch_url, is_url
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "as_image",
     "decode_image",
     "describe_source",
+    "facelab_home",
     "fetch_url",
     "is_url",
     "iter_image_paths",

@@ -12,6 +12,11 @@ from .url import is_url
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 
 
+def facelab_home() -> Path:
+    """``$FACELAB_HOME`` (default ``~/.facelab``): the gallery, caches, the server's data."""
+    return Path(os.environ.get("FACELAB_HOME") or Path.home() / ".facelab")
+
+
 def looks_like_image(path: str | os.PathLike[str]) -> bool:
     """True if the file has an image extension or starts with an image signature."""
     p = Path(path)
@@ -30,8 +35,9 @@ def iter_image_paths(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike
 
     Files inside folders are kept when they have an image extension or begin with
     an image signature (so extension-less files such as Yale's are found);
-    hidden files and folders are skipped.  A path that does not exist is yielded
-    as is, so the loader reports it as missing.
+    hidden files and folders are skipped.  Symbolic links to folders are followed
+    (each real folder is listed once, so a link back up cannot loop).  A path that
+    does not exist is yielded as is, so the loader reports it as missing.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -39,17 +45,24 @@ def iter_image_paths(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike
         s = os.fspath(item)
         if is_url(s):
             yield s
-            continue
-        p = Path(s)
-        if p.is_dir():
-            walker = os.walk(p) if recursive else [(str(p), [], [e.name for e in os.scandir(p) if e.is_file()])]
-            for root, dirs, files in walker:
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for fn in sorted(files):
-                    if fn.startswith("."):
-                        continue
-                    fp = os.path.join(root, fn)
-                    if looks_like_image(fp):
-                        yield fp
+        elif os.path.isdir(s):
+            yield from _folder_images(s, recursive)
         else:
             yield s
+
+
+def _folder_images(folder: str, recursive: bool) -> Iterator[str]:
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link to a folder already listed (or to one of its parents)
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for fn in sorted(files):
+            if fn.startswith("."):
+                continue
+            fp = os.path.join(root, fn)
+            if os.path.isfile(fp) and looks_like_image(fp):
+                yield fp

@@ -22,9 +22,7 @@ class Simple15(Landmarker):
         self.name = "simple15" if base == "dlib68" else f"simple15:{base}"
 
     def load(self) -> None:
-        from . import get_landmarker
-
-        self._base = get_landmarker(self.base)
+        self._base = LANDMARKERS.get(self.base)
         self._base.prepare()
         if self._base.scheme != "68":
             raise ValueError(f"simple15 needs a 68-point base model, {self.base!r} gives scheme {self._base.scheme!r}")

@@ -30,6 +30,7 @@ class ApiError(Exception):
 STATUS: list[tuple[type[Exception], int]] = [
     (E.ImageTooLargeError, 413),
     (E.UnsupportedImageError, 415),
+    (E.URLNotAllowedError, 403),
     (E.URLError, 422),
     (E.UnknownPersonError, 404),
     (E.DuplicateFaceError, 409),

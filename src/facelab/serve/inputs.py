@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
-import socket
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from ..io import load_image
+from ..io import decode_image, fetch_url, load_image
 from .errors import ApiError
 from .settings import Settings
 
@@ -119,20 +117,6 @@ def check_url(url: str, settings: Settings) -> str:
     return url
 
 
-def check_host(url: str, settings: Settings) -> None:
-    """Unless private URLs are allowed, refuse hosts resolving to loopback, private or link-local addresses (blocking: DNS)."""
-    if settings.allow_private_urls:
-        return
-    parts = urllib.parse.urlsplit(url)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80), proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        raise ApiError(422, "bad_url", f"cannot resolve the host of {url[:200]!r}") from None
-    for info in infos:
-        if not ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_global:
-            raise ApiError(403, "url_not_allowed", f"{parts.hostname} is a local or private address; this server only fetches public URLs")
-
-
 async def read_multipart(
     request: Request, settings: Settings, files: tuple[str, ...], text: tuple[str, ...] = ()
 ) -> tuple[dict[str, list[RawImage]], dict[str, str]]:
@@ -192,8 +176,9 @@ def decode(raw: RawImage, settings: Settings) -> np.ndarray:
     if raw.data is not None:
         return load_image(raw.data, max_pixels=settings.max_pixels, max_bytes=settings.max_body_bytes)
     url = raw.url or ""
-    check_host(url, settings)
-    return load_image(url, max_pixels=settings.max_pixels, max_bytes=settings.max_body_bytes, timeout=settings.url_timeout)
+    # public_only: every hop (redirects too) must resolve to public addresses, and is connected to by the address checked
+    data = fetch_url(url, timeout=settings.url_timeout, max_bytes=settings.max_body_bytes, public_only=not settings.allow_private_urls)
+    return decode_image(data, source=url, max_pixels=settings.max_pixels, max_bytes=settings.max_body_bytes)
 
 
 def openapi_body(
@@ -220,7 +205,6 @@ __all__ = [
     "RawImage",
     "RenameBody",
     "VerifyBody",
-    "check_host",
     "check_url",
     "decode",
     "decode_base64",

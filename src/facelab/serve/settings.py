@@ -17,7 +17,7 @@ SETTINGS_ENV = "FACELAB_SERVE_SETTINGS"
 
 def default_data_dir() -> Path:
     """``$FACELAB_HOME/server`` (``~/.facelab/server``)."""
-    from ..train.dataset import facelab_home
+    from ..io.paths import facelab_home
 
     return facelab_home() / "server"
 

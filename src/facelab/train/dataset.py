@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import FacelabError, InputError
 from ..io import iter_image_paths, load_image
+from ..io.paths import facelab_home
 from ..progress import track
 
 
@@ -108,11 +109,6 @@ class EmbeddedSet:
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "settings": self.settings,
         }
-
-
-def facelab_home() -> Path:
-    """``$FACELAB_HOME`` (default ``~/.facelab``): the gallery, caches."""
-    return Path(os.environ.get("FACELAB_HOME") or Path.home() / ".facelab")
 
 
 class EmbeddingCache:

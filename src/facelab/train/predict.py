@@ -1,9 +1,10 @@
-"""``facelab predict --model FILE PATH...``: run any model facelab trained, chosen by the file's ``kind``.
+"""Run any model facelab trained, chosen by the file's ``kind`` (``facelab predict --model FILE PATH...``).
 
-Each kind of model file registers a predictor in :data:`PREDICTORS`:
-``fn(model_file: Path, paths: list[str], opts: PredictOptions) -> None``,
-which processes the images (``facelab.cli.run_images``), prints results and
-exits with the CLI's codes.  :func:`model_kind` reads the kind from the file's
+Each kind of model file registers a job builder in :data:`PREDICTORS`:
+``fn(model_file: Path, opts: PredictOptions) -> job``, where ``job(image) -> list[Face]``
+is picklable (for :func:`facelab.runner.run_many`'s worker processes) and has
+``prepare()``.  :func:`predict_job` picks the builder; :func:`predict` runs it
+over images.  :func:`model_kind` reads the kind from the file's
 metadata: ``.npz`` files with a JSON ``meta`` entry (identity classifiers,
 :class:`facelab.train.identities.IdentityModel`) or ``.onnx`` files with a
 ``facelab`` metadata entry (attribute models, :mod:`facelab.attributes.onnx_model`).
@@ -11,27 +12,24 @@ metadata: ``.npz`` files with a JSON ``meta`` entry (identity classifiers,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..detect import DEFAULT_DETECTOR
+from ..detect import DEFAULT_DETECTOR, Rotate
 from ..errors import InputError
+from ..types import ImageResult
 
 
 @dataclass
 class PredictOptions:
-    """The shared options of ``facelab predict`` (detection and output)."""
+    """How to find the faces a model is run on."""
 
     detector: str = DEFAULT_DETECTOR
-    rotate: Any = "auto"  # facelab.cli.RotateMode
+    rotate: Rotate = "auto"
     min_face: int = 40
-    as_json: bool = False
-    out: Path | None = None
-    workers: int = 1
-    quiet: bool = False
-    top_k: int = 3
+    top_k: int = 3  # identities: candidates listed per face
     whole_image: bool = False  # attributes: each image is one face crop (no detection)
 
 
@@ -54,21 +52,18 @@ def model_kind(path: str | Path) -> str:
     return str(kind)
 
 
-def predict_identities(model_file: Path, paths: list[str], opts: PredictOptions) -> None:
+def identities_job(model_file: Path, opts: PredictOptions) -> Any:
     """Name every face with an identities model (``facelab train identities``)."""
-    from ..cli import IdentifyJob, _pipeline, _summary_table, run_images
-    from ..types import Face
+    from ..pipeline import FaceAnalysis, IdentifyJob
     from .identities import IdentityModel
 
     model = IdentityModel.load(model_file)
     emb = model.meta.get("embedding", {})
-    pipe = _pipeline(opts.detector, opts.rotate, opts.min_face, None, emb.get("embedder", model.model), bool(emb.get("flip", False)))
-    job = IdentifyJob(pipe, _TopK(model, opts.top_k))
-
-    def extra(f: Face) -> str:
-        return f" {f.identity.name} ({f.identity.distance:.2f})" if f.identity is not None else ""
-
-    run_images(paths, job, out=opts.out, workers=opts.workers, quiet=opts.quiet, as_json=opts.as_json, summarize=lambda rs: _summary_table(rs, extra))
+    pipe = FaceAnalysis(
+        detector=opts.detector, landmarks=None, embedder=emb.get("embedder", model.model), rotate=opts.rotate,
+        flip=bool(emb.get("flip", False)), detector_options={"min_face": opts.min_face},
+    )
+    return IdentifyJob(pipe, _TopK(model, opts.top_k))
 
 
 @dataclass
@@ -82,31 +77,35 @@ class _TopK:
         return self.model.identify_faces(faces, top_k=self.top_k)
 
 
-def predict_attributes(model_file: Path, paths: list[str], opts: PredictOptions) -> None:
+def attributes_job(model_file: Path, opts: PredictOptions) -> Any:
     """Every face's attributes with a model from ``facelab train attributes``."""
     from ..attributes import PredictJob, get_attribute_model
-    from ..cli import _summary_table, run_images
-    from ..draw import default_label
 
     get_attribute_model(str(model_file)).prepare()  # a bad model file fails once, here
-    job = PredictJob(str(model_file), opts.whole_image, opts.detector)
-
-    def extra(f) -> str:
-        return " " + (default_label(f) or ", ".join(f"{k} {a.value}" for k, a in f.attributes.items()))
-
-    run_images(paths, job, out=opts.out, workers=opts.workers, quiet=opts.quiet, as_json=opts.as_json, summarize=lambda rs: _summary_table(rs, extra))
+    return PredictJob(str(model_file), opts.whole_image, opts.detector)
 
 
-#: model kind -> predictor (see the module docstring)
-PREDICTORS: dict[str, Callable[[Path, list[str], PredictOptions], None]] = {"identities": predict_identities, "attributes": predict_attributes}
+#: model kind -> job builder (see the module docstring)
+PREDICTORS: dict[str, Callable[[Path, PredictOptions], Any]] = {"identities": identities_job, "attributes": attributes_job}
 
 
-def predict(model_file: Path, paths: list[str], opts: PredictOptions) -> None:
+def predict_job(model_file: str | Path, opts: PredictOptions | None = None) -> Any:
+    """The job running the model file on an image (``job(image) -> list[Face]``), chosen by the file's kind."""
+    model_file = Path(model_file)
+    if not model_file.exists():
+        raise InputError("no such model file", source=str(model_file))
     kind = model_kind(model_file)
     fn = PREDICTORS.get(kind)
     if fn is None:
         raise InputError(f"no predictor for models of kind {kind!r} (known: {', '.join(sorted(PREDICTORS))})", source=str(model_file))
-    fn(model_file, paths, opts)
+    return fn(model_file, opts or PredictOptions())
 
 
-__all__ = ["PREDICTORS", "PredictOptions", "model_kind", "predict", "predict_attributes", "predict_identities"]
+def predict(model_file: str | Path, sources: Sequence[Any], opts: PredictOptions | None = None, *, workers: int = 1) -> list[ImageResult]:
+    """Run a model file on images (paths, URLs, bytes, arrays): one :class:`~facelab.types.ImageResult` each; errors become its ``error``."""
+    from ..runner import run_many
+
+    return list(run_many(predict_job(model_file, opts), list(sources), workers=workers))
+
+
+__all__ = ["PREDICTORS", "PredictOptions", "attributes_job", "identities_job", "model_kind", "predict", "predict_job"]

@@ -1,16 +1,29 @@
-"""``facelab batch embed|analyze|identify``, ``facelab cluster`` and ``facelab cluster-enroll``."""
+"""Commands of :mod:`facelab.batch`: ``facelab batch embed|analyze|identify``, ``facelab cluster`` and ``facelab cluster-enroll``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..cli import DetectorOpt, JsonOpt, MinFaceOpt, QuietOpt, RotateMode, RotateOpt, _guard, _rotate_value, err, fail
-from ..detect import DEFAULT_DETECTOR
-from ..gallery.cli import DbOpt
+from .common import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_FACE,
+    DEFAULT_ROTATE,
+    EXIT_BAD_INPUT,
+    DbOpt,
+    DetectorOpt,
+    JsonOpt,
+    MinFaceOpt,
+    QuietOpt,
+    RotateOpt,
+    err,
+    fail,
+    guard,
+    print_json,
+    rotate_value,
+)
 
 batch_app = typer.Typer(help="Process folders, globs or manifests of images at scale (local processes or a Ray cluster); resumable.", no_args_is_help=True)
 
@@ -28,7 +41,7 @@ MergeOpt = Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the pa
 
 
 def _run(task: str, input: str, output: Path, engine: str, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json) -> None:
-    from .engine import ENGINES, run_batch
+    from ..batch.engine import ENGINES, run_batch
 
     if engine not in ENGINES:
         fail(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
@@ -40,7 +53,7 @@ def _run(task: str, input: str, output: Path, engine: str, address, workers, chu
     except KeyboardInterrupt:
         fail(f"interrupted: the finished chunks are in {output}; run the same command again to resume", 130)
     if as_json:
-        typer.echo(json.dumps(s.to_dict(), indent=2))
+        print_json(s.to_dict())
         return
     if s.pending == 0:
         typer.echo(f"nothing to do: all {s.skipped} inputs are already in {output}")
@@ -58,7 +71,7 @@ def _run(task: str, input: str, output: Path, engine: str, address, workers, chu
 
 
 @batch_app.command("embed")
-@_guard
+@guard
 def batch_embed(
     input: InputArg,
     output: OutputOpt,
@@ -69,8 +82,8 @@ def batch_embed(
     model: ModelOpt = "dlib",
     flip: FlipOpt = True,
     detector: DetectorOpt = DEFAULT_DETECTOR,
-    rotate: RotateOpt = RotateMode.auto,
-    min_face: MinFaceOpt = 40,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     enroll_db: EnrollOpt = None,
     label_from_folder: LabelOpt = False,
     merge: MergeOpt = True,
@@ -78,14 +91,14 @@ def batch_embed(
     as_json: JsonOpt = False,
 ) -> None:
     """Boxes and embeddings of every face."""
-    from .engine import BatchOptions
+    from ..batch.engine import BatchOptions
 
-    opts = BatchOptions(detector=detector, min_face=min_face, rotate=_rotate_value(rotate), flip=flip, model=model, landmarks=None, actions=())
+    opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, model=model, landmarks=None, actions=())
     _run("embed", input, output, engine, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json)
 
 
 @batch_app.command("analyze")
-@_guard
+@guard
 def batch_analyze(
     input: InputArg,
     output: OutputOpt,
@@ -98,8 +111,8 @@ def batch_analyze(
     model: ModelOpt = "dlib",
     flip: FlipOpt = True,
     detector: DetectorOpt = DEFAULT_DETECTOR,
-    rotate: RotateOpt = RotateMode.auto,
-    min_face: MinFaceOpt = 40,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     enroll_db: EnrollOpt = None,
     label_from_folder: LabelOpt = False,
     merge: MergeOpt = True,
@@ -107,16 +120,16 @@ def batch_analyze(
     as_json: JsonOpt = False,
 ) -> None:
     """Everything for every face: box, landmarks, embedding, attributes."""
-    from .engine import BatchOptions
+    from ..batch.engine import BatchOptions
 
     acts = () if actions.strip().lower() == "none" else tuple(a for a in actions.split(",") if a.strip())
     lm = None if landmarks.lower() == "none" else landmarks
-    opts = BatchOptions(detector=detector, min_face=min_face, rotate=_rotate_value(rotate), flip=flip, model=model, landmarks=lm, actions=acts)
+    opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, model=model, landmarks=lm, actions=acts)
     _run("analyze", input, output, engine, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json)
 
 
 @batch_app.command("identify")
-@_guard
+@guard
 def batch_identify(
     input: InputArg,
     output: OutputOpt,
@@ -130,21 +143,21 @@ def batch_identify(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Candidates kept per face.")] = 3,
     flip: FlipOpt = True,
     detector: DetectorOpt = DEFAULT_DETECTOR,
-    rotate: RotateOpt = RotateMode.auto,
-    min_face: MinFaceOpt = 40,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     merge: MergeOpt = True,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Name every face against a gallery (--db): identity, distance, candidates; 'unknown' faces can then be clustered."""
     from ..gallery import default_db
-    from .engine import BatchOptions
+    from ..batch.engine import BatchOptions
 
-    opts = BatchOptions(detector=detector, min_face=min_face, rotate=_rotate_value(rotate), flip=flip, landmarks=None, actions=(), db=db or default_db(), threshold=threshold, match=match, top_k=top_k)
+    opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, landmarks=None, actions=(), db=db or default_db(), threshold=threshold, match=match, top_k=top_k)
     _run("identify", input, output, engine, address, workers, chunk_size, opts, None, False, merge, quiet, as_json)
 
 
-@_guard
+@guard
 def cluster(
     source: Annotated[Path, typer.Argument(help="A batch output folder (or Parquet file) with embeddings.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for clusters.parquet, names.csv, sheets/ and index.html.")] = Path("clusters"),
@@ -157,18 +170,18 @@ def cluster(
     as_json: JsonOpt = False,
 ) -> None:
     """Group unknown faces into people: a contact sheet per cluster, names.csv to fill in, then 'facelab cluster-enroll'."""
-    from .cluster import cluster_output
+    from ..batch.cluster import cluster_output
 
     res = cluster_output(source, out, method=method, threshold=threshold, min_size=min_size, neighbors=neighbors, unknown_only=not all_faces, sheets=sheets)
     if as_json:
-        typer.echo(json.dumps(res.to_dict(), indent=2))
+        print_json(res.to_dict())
         return
     biggest = ", ".join(f"#{k}: {v}" for k, v in list(res.sizes.items())[:8])
     typer.echo(f"{res.faces} faces -> {res.clusters} clusters ({biggest}{', ...' if res.clusters > 8 else ''}); {res.unclustered} in no cluster")
     typer.echo(f"look at {out / 'index.html'}, name clusters in {out / 'names.csv'} (or --name ID=NAME), then: facelab cluster-enroll {out} --db GALLERY")
 
 
-@_guard
+@guard
 def cluster_enroll(
     folder: Annotated[Path, typer.Argument(help="A folder written by 'facelab cluster'.")],
     db: DbOpt = None,
@@ -176,16 +189,16 @@ def cluster_enroll(
     as_json: JsonOpt = False,
 ) -> None:
     """Name clusters and enrol all their faces into a gallery, in one step."""
-    from .cluster import enroll_clusters, parse_names
+    from ..batch.cluster import enroll_clusters, parse_names
 
     report = enroll_clusters(folder, db, parse_names(name or []))
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        print_json(report)
         return
     for person, d in report.items():
         typer.echo(f"{person}: {d.get('added', 0)} faces enrolled, {d.get('duplicate', 0)} already there, {d.get('conflict', 0)} refused (enrolled as someone else)")
     if any(d.get("conflict") for d in report.values()):
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""``facelab dataset build`` and ``facelab augment``."""
+"""``facelab dataset build`` and ``facelab augment`` (:mod:`facelab.datasets`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,26 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cli import JsonOpt, QuietOpt, WorkersOpt, _guard, fail
 from ..errors import InputError
+from .common import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_FACE,
+    DEFAULT_ROTATE,
+    DetectorOpt,
+    JsonOpt,
+    LimitOpt,
+    MinFaceOpt,
+    QuietOpt,
+    RotateOpt,
+    WorkersOpt,
+    err,
+    fail,
+    guard,
+    new_table,
+    print_json,
+    print_table,
+)
+from .data import LabelMapOpt
 
 dataset_app = typer.Typer(help="Build clean face datasets from raw photos (one folder per person).", no_args_is_help=True)
 
@@ -26,7 +44,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
 
 
 @dataset_app.command("build")
-@_guard
+@guard
 def build(
     raw: Annotated[Path, typer.Argument(help="Raw photos: one sub-folder per person.")],
     out: Annotated[Path, typer.Argument(help="Output folder (created; re-running updates it and skips done work).")],
@@ -35,40 +53,35 @@ def build(
     split: Annotated[str, typer.Option("--split", help="train,val,test fractions, per person.")] = "0.7,0.15,0.15",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
     choose: Annotated[str, typer.Option("--choose", help="Face kept when a photo has several: largest or central.")] = "largest",
-    rotate: Annotated[str, typer.Option("--rotate", help="Rotation sweep: on (±45°), auto (only if nothing upright), full (also ±90°, 180°).")] = "on",
+    rotate: RotateOpt = DEFAULT_ROTATE,
     min_size: Annotated[int, typer.Option("--min-size", help="Reject faces smaller than this (px).")] = 48,
     blur: Annotated[float, typer.Option("--blur", help="Reject chips whose sharpness (variance of Laplacian) is below this.")] = 15.0,
     dup_bits: Annotated[int, typer.Option("--dup-bits", help="Near duplicate: perceptual hashes at most this many bits apart.")] = 6,
     outlier: Annotated[float, typer.Option("--outlier", help="Move faces farther than this from their person's centre to review/.")] = 0.52,
-    detector: Annotated[str, typer.Option("--detector", "-d", help="hog, cnn, haar or a YuNet-style .onnx file.")] = "hog",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     image_format: Annotated[str, typer.Option("--format", help="jpg or png chips.")] = "jpg",
     workers: WorkersOpt = 1,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Detect, align, filter (no face, small, blurry, duplicates, outliers) and split a raw photo collection."""
-    from ..types import to_json
-    from .build import BuildOptions, build_dataset
+    from ..datasets.build import BuildOptions, build_dataset
 
     opts = BuildOptions(
-        size=size, padding=padding, detector=detector, choose=choose, rotate=rotate, image_format=image_format, min_size=min_size,
+        size=size, padding=padding, detector=detector, choose=choose, rotate=rotate.value, min_face=min_face, image_format=image_format, min_size=min_size,
         blur=blur, dup_bits=dup_bits, outlier=outlier, split=parse_split(split), seed=seed,
     )
     s = build_dataset(raw, out, opts, workers=workers, progress=not quiet)
     if as_json:
-        typer.echo(to_json(s.to_dict(images=False), indent=2))
+        print_json(s.to_dict(images=False))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(show_header=True, header_style="bold")
-    for col in ("person", "images", "kept", "train/val/test", "review", "rejected"):
-        t.add_column(col, justify="left" if col == "person" else "right")
+    t = new_table("person", "images", "kept", "train/val/test", "review", "rejected")
     for person, p in s.per_person.items():
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(p["reasons"].items()) if k != "outlier")
         sp = p["split"]
         t.add_row(person, str(p["images"]), str(p["kept"]), f"{sp['train']}/{sp['val']}/{sp['test']}", str(p["review"]), f"{p['rejected']}" + (f" ({reasons})" if reasons else ""))
-    Console().print(t)
+    print_table(t)
     typer.echo(
         f"{s.totals['kept']} kept, {s.totals['review']} to review, {s.totals['rejected']} rejected of {s.totals['images']} images "
         f"({s.processed} processed now, the rest from the cache)"
@@ -76,15 +89,14 @@ def build(
     typer.echo(f"written to {out}: train/ val/ test/ review/, manifest.csv, report.json, unrecognized.txt, contact/<person>.html|png")
 
 
-def _samples_from(src: Path, landmarks_model: str, quiet: bool) -> list[tuple[str, object]]:
+def _samples_from(src: Path, landmarks_model: str, quiet: bool, limit: int | None = None) -> list[tuple[str, object]]:
     """(path, 68 points) pairs: from keypoints.csv when the folder has one, else detected + landmarked."""
     import numpy as np
 
     if (src / "keypoints.csv").is_file() or src.suffix.lower() == ".csv":
         from ..evaluate.landmarks import read_keypoints
 
-        return [(s.path, s.points) for s in read_keypoints(src)]
-    from ..cli import err
+        return [(s.path, s.points) for s in read_keypoints(src)][:limit]
     from ..detect import detect
     from ..io import iter_image_paths, load_image
     from ..landmarks import get_landmarker
@@ -93,7 +105,7 @@ def _samples_from(src: Path, landmarks_model: str, quiet: bool) -> list[tuple[st
     lm = get_landmarker(landmarks_model)
     if lm.scheme != "68":
         raise InputError(f"augment needs a 68-point landmark model, {landmarks_model!r} gives scheme {lm.scheme!r}")
-    paths = list(iter_image_paths(src))
+    paths = list(iter_image_paths(src))[:limit]
     if not paths:
         raise InputError("no images found", source=str(src))
     out = []
@@ -120,18 +132,19 @@ def augment(
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Preview grid PNG (default OUT/preview.png).")] = None,
     landmarks_model: Annotated[str, typer.Option("--landmarks", help="68-point model for folders without keypoints.csv.")] = "dlib68",
     quiet: QuietOpt = False,
+    limit: LimitOpt = None,
 ) -> None:
     """Keypoint-aware augmentation (rotation, flip with left/right swap, scale, light, blur, noise, occlusion, pose)."""
     from ..draw import save_image
     from ..io import load_image
     from ..progress import track
-    from .augment import Augmenter, preset, preview_grid
+    from ..datasets.augment import Augmenter, preset, preview_grid
 
     try:
         cfg = preset(preset_name)
         if not src.exists():
             raise InputError("no such file or folder", source=str(src))
-        samples = _samples_from(src, landmarks_model, quiet)
+        samples = _samples_from(src, landmarks_model, quiet, limit)
         if not samples:
             raise InputError("nothing to augment (no image with landmarks)", source=str(src))
     except InputError as e:
@@ -161,22 +174,20 @@ def augment(
 
 
 @dataset_app.command("import-labels")
-@_guard
+@guard
 def import_labels(
     export: Annotated[Path, typer.Argument(help="A labelling-tool export: one JSON object per line with content (image URL or path) and annotation.labels (Dataturks).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The attributes manifest to write (JSON with the tasks and their classes).")],
-    label_map: Annotated[Optional[list[str]], typer.Option("--map", help="Label prefix (or exact label) -> task, e.g. Emotion_=emotion (repeatable; default: Emotion_, Not_Face -> emotion; Age_, others -> age_group; E_ -> ethnicity).")] = None,
+    label_map: LabelMapOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn a labelling-tool export into a facelab attributes manifest (tasks and classes read from the labels)."""
-    import json
-
     from ..attributes.data import import_label_export, parse_label_map, write_manifest
 
     items, tasks, summary = import_label_export(export, parse_label_map(label_map) if label_map else None)
     path = write_manifest(items, out, tasks=tasks)
     if as_json:
-        typer.echo(json.dumps({"manifest": str(path), **summary}, indent=2))
+        print_json({"manifest": str(path), **summary})
         return
     typer.echo(f"{summary['items']} labelled images ({summary['unlabelled']} unlabelled skipped) -> {path}")
     for t, cs in summary["tasks"].items():
@@ -185,4 +196,4 @@ def import_labels(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
-    app.command("augment")(_guard(augment))
+    app.command("augment")(guard(augment))

@@ -2,7 +2,7 @@
 
 Needs ``torch`` (``pip install -e ".[train]"``).  Run it with ``facelab train
 detector`` (see ``src/facelab/assets/blazeface_ft.md`` for the exact command
-that produced the shipped model) or ``python -m facelab.detect.train_blazeface``.
+that produced the shipped model) or ``python -m facelab.train.blazeface``.
 
 Data (all from ``../shared/data``; nothing is downloaded):
 
@@ -44,7 +44,7 @@ from ..evaluate import DetectionScore, voc_dataset
 from ..evaluate.face_boxes import split
 from ..io import load_image
 from ..types import Box
-from .blazeface import decode, ssd_anchors, to_input, weighted_nms
+from ..detect.blazeface import decode, ssd_anchors, to_input, weighted_nms
 
 CROP = 320
 STRIDE = 4
@@ -114,7 +114,7 @@ def prepare_data(data: Path, work: Path, *, n_paste: int = 1500, seed: int = 0, 
     if cache.exists():
         with open(cache, "rb") as f:
             return pickle.load(f)
-    from . import get_detector
+    from ..detect import get_detector
 
     teacher = get_detector("blazeface", tile=True, min_face=20)
     hog = get_detector("hog", upsample=1)
@@ -371,7 +371,7 @@ def train(args: argparse.Namespace) -> Path:
     from torch.nn import functional as F
 
     from ..models import model_path
-    from .blazeface_net import load_pretrained
+    from ..detect.blazeface_net import load_pretrained
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -578,7 +578,7 @@ def export_checkpoint(checkpoint: Path, out: Path) -> Path:
     import torch
 
     from ..models import model_path
-    from .blazeface_net import load_pretrained
+    from ..detect.blazeface_net import load_pretrained
 
     net = load_pretrained(model_path("blazeface_full"))
     net.load_state_dict(torch.load(checkpoint, map_location="cpu")["net"])

@@ -8,12 +8,26 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cli import DetectorOpt, JsonOpt, QuietOpt, RotateMode, RotateOpt, _guard, _rotate_value
-from ..types import to_json
-from .stream import DEFAULT_MIN_FACE
+from ..video.stream import DEFAULT_MIN_FACE as STREAM_MIN_FACE
+from .common import (
+    DEFAULT_DETECTOR,
+    DEFAULT_ROTATE,
+    DbOpt,
+    DetectorOpt,
+    JsonOpt,
+    MinFaceOpt,
+    QuietOpt,
+    RotateOpt,
+    guard,
+    new_table,
+    print_json,
+    print_table,
+    progress_bar,
+    rotate_value,
+)
 
 
-@_guard
+@guard
 def stream_cmd(
     source: Annotated[str, typer.Argument(help="A video file, a webcam index (0, 1...) or an rtsp:// / http(s):// stream URL.")],
     every: Annotated[
@@ -23,10 +37,7 @@ def stream_cmd(
     jsonl: Annotated[
         Optional[Path], typer.Option("--jsonl", help="Write JSON lines here: observations per detected frame, then one line per track.")
     ] = None,
-    db: Annotated[
-        Optional[str],
-        typer.Option("--db", help="Gallery to name people from (default $FACELAB_DB, else $FACELAB_HOME/gallery.db when it exists)."),
-    ] = None,
+    db: DbOpt = None,
     identify: Annotated[bool, typer.Option("--identify/--no-identify", help="Name each track from the gallery.")] = True,
     actions: Annotated[
         Optional[str], typer.Option("--actions", "-a", help="Attributes per track: age,gender,emotion,ethnicity (or all).")
@@ -38,14 +49,14 @@ def stream_cmd(
         Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames (live sources run until Ctrl-C otherwise).")
     ] = None,
     landmarks: Annotated[str, typer.Option("--landmarks", help="Landmarks drawn: dlib68, dlib5, cnn68, simple15, or none.")] = "dlib68",
-    detector: DetectorOpt = "hog",
-    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face to find, in pixels.")] = DEFAULT_MIN_FACE,
-    rotate: RotateOpt = RotateMode.off,
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    min_face: MinFaceOpt = STREAM_MIN_FACE,
+    rotate: RotateOpt = DEFAULT_ROTATE,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Detect, track, identify and describe the faces of a video; report frames per second."""
-    from .stream import stream
+    from ..video.stream import stream
 
     gallery = _gallery(db) if identify else None
     progress, on_frame = _progress(source, quiet)
@@ -61,7 +72,7 @@ def stream_cmd(
                 on_frame=on_frame,
                 detector=detector,
                 min_face=min_face,
-                rotate=_rotate_value(rotate),
+                rotate=rotate_value(rotate),
                 landmarks=None if landmarks == "none" else landmarks,
                 gallery=gallery,
                 actions=(actions or "").split(",") if actions else (),
@@ -70,7 +81,7 @@ def stream_cmd(
         if gallery is not None:
             gallery.close()
     if as_json:
-        typer.echo(to_json(res, indent=2))
+        print_json(res)
         return
     _summary(res)
 
@@ -82,7 +93,7 @@ def _gallery(db: str | None):
     if db is None:
         db = default_db() if os.environ.get("FACELAB_DB") else None
         if db is None:
-            from ..train.dataset import facelab_home
+            from ..io import facelab_home
 
             p = facelab_home() / "gallery.db"
             if not p.exists():
@@ -98,18 +109,9 @@ def _progress(source: str, quiet: bool):
 
     if quiet:
         return contextlib.nullcontext(), None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import TextColumn
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]}"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
+    progress = progress_bar(TextColumn("{task.fields[fps]}"))
     state: dict = {"task": None, "t0": time.perf_counter()}
 
     def on_frame(fr, info) -> None:
@@ -122,26 +124,20 @@ def _progress(source: str, quiet: bool):
 
 
 def _summary(res) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(show_header=True, header_style="bold")
-    for col in ("track", "seen (s)", "detections", "name", "distance", "attributes"):
-        t.add_column(col)
+    t = new_table("track", "seen (s)", "detections", "name", "distance", "attributes", left=("name", "attributes"))
     fps = res.video_fps
     for tr in res.tracks:
         attrs = ", ".join(f"{k} {a.value:.0f}" if isinstance(a.value, float) else f"{k} {a.value}" for k, a in tr.attributes.items())
         dist = f"{tr.identity.distance:.3f}" if tr.identity is not None else ""
         t.add_row(f"#{tr.id}", f"{tr.first_frame / fps:.2f}-{tr.last_frame / fps:.2f}", str(tr.hits), tr.name or "", dist, attrs)
-    con = Console()
     if res.tracks:
-        con.print(t)
+        print_table(t)
     else:
-        con.print("no faces")
-    con.print(f"{res.frames} frames in {res.seconds:.1f} s: {res.fps:.1f} frames/s (faces detected on {res.processed}, every {res.every})")
+        typer.echo("no faces")
+    typer.echo(f"{res.frames} frames in {res.seconds:.1f} s: {res.fps:.1f} frames/s (faces detected on {res.processed}, every {res.every})")
     for what, path in (("annotated video", res.out_video), ("tracks", res.out_jsonl)):
         if path:
-            con.print(f"{what}: {path}")
+            typer.echo(f"{what}: {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""Gallery commands: ``enroll``, ``enroll-dir``, ``identify`` and ``gallery list|show|rename|remove|export|import|info``.
+"""Gallery commands (:mod:`facelab.gallery`): ``enroll``, ``enroll-dir``, ``identify`` and ``gallery list|show|rename|remove|export|import|info``.
 
 The gallery is ``--db`` (a path, ``sqlite:///path`` or ``postgresql://...``),
 else ``$FACELAB_DB``, else ``$FACELAB_HOME/gallery.db`` (``~/.facelab``).
@@ -12,31 +12,35 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cli import (
+from ..pipeline import IdentifyJob
+from ..types import Face
+from .common import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MIN_FACE,
+    DEFAULT_ROTATE,
     EXIT_BAD_INPUT,
     EXIT_NO_FACE,
+    DbOpt,
     DetectorOpt,
-    IdentifyJob,
     JsonOpt,
+    LimitOpt,
     MinFaceOpt,
     OutOpt,
     Paths,
     QuietOpt,
-    RotateMode,
     RotateOpt,
     WorkersOpt,
-    _guard,
-    _pipeline,
-    _rotate_value,
-    _summary_table,
     err,
     fail,
+    guard,
+    make_pipeline,
+    new_table,
+    print_json,
+    print_table,
+    progress_bar,
+    rotate_value,
     run_images,
 )
-from ..detect import DEFAULT_DETECTOR
-from ..types import Face, to_json
-
-DbOpt = Annotated[Optional[str], typer.Option("--db", help="Gallery: a file path, sqlite:///path or postgresql://... (default $FACELAB_DB, else $FACELAB_HOME/gallery.db).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Embedder (default: the gallery's own, dlib for a new gallery).")]
 FallbackOpt = Annotated[bool, typer.Option("--whole-image", help="Use the whole image when no face is found (pre-cropped face datasets).")]
 
@@ -44,7 +48,7 @@ gallery_app = typer.Typer(help="Manage the gallery of enrolled people: list, sho
 
 
 def _open(db: str | None, **kw):
-    from . import open_gallery
+    from ..gallery import open_gallery
 
     return open_gallery(db, **kw)
 
@@ -61,32 +65,27 @@ def _print_enroll(res) -> None:
 
 def _enroll_summary(results, as_json: bool) -> None:
     if as_json:
-        typer.echo(to_json(results, indent=2))
+        print_json(results)
         return
-    from rich.console import Console
-    from rich.table import Table
-
     per: dict[str, dict[str, int]] = {}
     for r in results:
         d = per.setdefault(r.person, {"added": 0, "duplicate": 0, "no_face": 0, "conflict": 0, "error": 0})
         d[r.status] = d.get(r.status, 0) + 1
-    t = Table(show_header=True, header_style="bold")
-    for col in ("person", "added", "already there", "no face", "refused/bad"):
-        t.add_column(col, justify="left" if col == "person" else "right")
+    t = new_table("person", "added", "already there", "no face", "refused/bad")
     for name, d in per.items():
         t.add_row(name, str(d["added"]), str(d["duplicate"]), str(d["no_face"]), str(d["conflict"] + d["error"]))
-    Console().print(t)
+    print_table(t)
 
 
-@_guard
+@guard
 def enroll(
     name: Annotated[str, typer.Argument(help="The person's name.")],
     images: Annotated[list[str], typer.Argument(help="Images of this person (the largest face of each is enrolled).")],
     db: DbOpt = None,
     model: ModelOpt = None,
     detector: DetectorOpt = DEFAULT_DETECTOR,
-    rotate: RotateOpt = RotateMode.auto,
-    min_face: MinFaceOpt = 40,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     whole_image: FallbackOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -94,7 +93,7 @@ def enroll(
 
     Exit 2 if an image is unreadable or already enrolled as someone else, 1 if one has no face.
     """
-    with _open(db, model=model, detector=detector, rotate=_rotate_value(rotate), min_face=min_face) as g:
+    with _open(db, model=model, detector=detector, rotate=rotate_value(rotate), min_face=min_face) as g:
         results = g.enroll(name, images, fallback=whole_image, on_result=_print_enroll if not as_json else None)
         _enroll_summary(results, as_json)
     if any(r.status in ("error", "conflict") for r in results):
@@ -103,34 +102,31 @@ def enroll(
         raise typer.Exit(EXIT_NO_FACE)
 
 
-@_guard
+@guard
 def enroll_dir(
     folder: Annotated[Path, typer.Argument(help="A folder with one sub-folder of images per person (DIR/<name>/*.jpg).")],
     db: DbOpt = None,
     model: ModelOpt = None,
     detector: DetectorOpt = DEFAULT_DETECTOR,
-    rotate: RotateOpt = RotateMode.auto,
-    min_face: MinFaceOpt = 40,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     whole_image: FallbackOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Enrol everyone in a folder: DIR/<name>/*.jpg (one transaction per batch; re-running skips what is there)."""
-    from . import known_people_from_folder
+    from ..gallery import known_people_from_folder
 
     if not folder.is_dir():
         fail(f"{folder}: not a folder (expected one sub-folder per person)")
     total = len(known_people_from_folder(folder))
     if not total:
         fail(f"{folder}: no images found (expected DIR/<name>/*.jpg)")
-    with _open(db, model=model, detector=detector, rotate=_rotate_value(rotate), min_face=min_face) as g:
+    with _open(db, model=model, detector=detector, rotate=rotate_value(rotate), min_face=min_face) as g:
         if quiet or as_json:
             results = g.enroll_dir(folder, fallback=whole_image, on_result=None if as_json else _print_enroll)
         else:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as p:
+            with progress_bar() as p:
                 task = p.add_task("enrolling", total=total)
 
                 def on_result(res) -> None:
@@ -143,7 +139,7 @@ def enroll_dir(
         raise typer.Exit(EXIT_NO_FACE if all(r.status == "no_face" for r in results) else EXIT_BAD_INPUT)
 
 
-@_guard
+@guard
 def identify(
     paths: Paths,
     db: DbOpt = None,
@@ -153,18 +149,19 @@ def identify(
     search: Annotated[str, typer.Option("--search", help="auto, exact, faiss or pgvector.")] = "auto",
     model: ModelOpt = None,
     detector: DetectorOpt = DEFAULT_DETECTOR,
-    rotate: RotateOpt = RotateMode.auto,
-    min_face: MinFaceOpt = 40,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     as_json: JsonOpt = False,
     out: OutOpt = None,
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
+    limit: LimitOpt = None,
 ) -> None:
     """Who is in these photos?  Every face: a name or 'unknown', its distance, the top-k candidates."""
-    g = _open(db, model=model, threshold=threshold, match=match, search=search, top_k=top_k, detector=detector, rotate=_rotate_value(rotate), min_face=min_face)
+    g = _open(db, model=model, threshold=threshold, match=match, search=search, top_k=top_k, detector=detector, rotate=rotate_value(rotate), min_face=min_face)
     with g:
         g.check_ready()  # an empty gallery or another model fails here, before any image work
-        job = IdentifyJob(_pipeline(detector, rotate, min_face, None, g.embedder_spec), g)
+        job = IdentifyJob(make_pipeline(detector, rotate, min_face, None, g.embedder_spec), g)
         if g.search_kind() == "faiss":
             g._refresh()  # build/update the saved index once, before workers load it
 
@@ -175,17 +172,17 @@ def identify(
             others = ", ".join(f"{c.name} {c.distance:.2f}" for c in ident.candidates[1 if ident.known else 0 :])
             return f" [bold]{ident.name}[/bold] ({ident.distance:.2f})" + (f"  {'next' if ident.known else 'closest'}: {others}" if others else "")
 
-        run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, summarize=lambda rs: _summary_table(rs, extra))
+        run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, limit=limit, extra=extra)
 
 
 @gallery_app.command("list")
-@_guard
+@guard
 def gallery_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Everyone enrolled, with their number of embeddings."""
     with _open(db) as g:
         people = g.people()
         if as_json:
-            typer.echo(to_json(people, indent=2))
+            print_json(people)
             return
         if not people:
             typer.echo(f"{g.store.display}: nobody enrolled yet")
@@ -195,14 +192,14 @@ def gallery_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @gallery_app.command("show")
-@_guard
+@guard
 def gallery_show(name: Annotated[str, typer.Argument(help="A person's name.")], db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """One person: their embeddings, where each came from, when."""
     with _open(db) as g:
         p = g.person(name)
         embs = g.embeddings(name)
         if as_json:
-            typer.echo(to_json({**p.to_dict(), "embeddings": [e.to_dict() for e in embs]}, indent=2))
+            print_json({**p.to_dict(), "embeddings": [e.to_dict() for e in embs]})
             return
         typer.echo(f"{p.name}: {p.count} embedding(s), enrolled {p.created}")
         for e in embs:
@@ -211,7 +208,7 @@ def gallery_show(name: Annotated[str, typer.Argument(help="A person's name.")], 
 
 
 @gallery_app.command("rename")
-@_guard
+@guard
 def gallery_rename(old: Annotated[str, typer.Argument()], new: Annotated[str, typer.Argument()], db: DbOpt = None) -> None:
     """Rename a person."""
     with _open(db) as g:
@@ -220,7 +217,7 @@ def gallery_rename(old: Annotated[str, typer.Argument()], new: Annotated[str, ty
 
 
 @gallery_app.command("remove")
-@_guard
+@guard
 def gallery_remove(
     name: Annotated[str, typer.Argument()],
     db: DbOpt = None,
@@ -236,7 +233,7 @@ def gallery_remove(
 
 
 @gallery_app.command("export")
-@_guard
+@guard
 def gallery_export(file: Annotated[Path, typer.Argument(help="JSON file to write.")], db: DbOpt = None) -> None:
     """Write the whole gallery to a portable JSON file."""
     with _open(db) as g:
@@ -245,7 +242,7 @@ def gallery_export(file: Annotated[Path, typer.Argument(help="JSON file to write
 
 
 @gallery_app.command("import")
-@_guard
+@guard
 def gallery_import(file: Annotated[Path, typer.Argument(help="A file written by 'facelab gallery export'.")], db: DbOpt = None) -> None:
     """Add the people of an export file (embeddings already present are skipped)."""
     with _open(db) as g:
@@ -256,15 +253,13 @@ def gallery_import(file: Annotated[Path, typer.Argument(help="A file written by 
 
 
 @gallery_app.command("info")
-@_guard
+@guard
 def gallery_info(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Where the gallery is, its schema, model, size, search method and threshold."""
-    import json
-
     with _open(db) as g:
         info = g.info()
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        print_json(info)
     else:
         for k, v in info.items():
             typer.echo(f"{k}: {v}")

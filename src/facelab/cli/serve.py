@@ -8,9 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cli import _guard, err, fail
-from ..detect import DEFAULT_DETECTOR
-from ..types import to_json
+from .common import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, DetectorOpt, JsonOpt, MinFaceOpt, err, fail, guard, print_json
 
 DataDirOpt = Annotated[
     Optional[Path], typer.Option("--data-dir", help="Server data folder: API keys and the default gallery (default $FACELAB_HOME/server).")
@@ -20,12 +18,12 @@ keys_app = typer.Typer(help="API keys of the server: create (shown once), list, 
 
 
 def _settings(data_dir: Path | None, **kw):
-    from .settings import Settings
+    from ..serve.settings import Settings
 
     return Settings(**({"data_dir": data_dir} if data_dir is not None else {}), **kw)
 
 
-@_guard
+@guard
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
@@ -48,8 +46,8 @@ def serve(
     allow_private_urls: Annotated[
         bool, typer.Option("--allow-private-urls", help="Also fetch URLs on local/private addresses (SSRF risk).")
     ] = False,
-    detector: Annotated[str, typer.Option("--detector", "-d", help="Default detector (blazeface_ft, blazeface, hog or cnn).")] = DEFAULT_DETECTOR,
-    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face to find, in pixels.")] = 40,
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the REST API and the web page (http://HOST:PORT/, API docs at /docs)."""
@@ -57,7 +55,7 @@ def serve(
         import uvicorn
     except ImportError:
         fail('the server needs its extra: pip install "facelab[server]"')
-    from .settings import SETTINGS_ENV
+    from ..serve.settings import SETTINGS_ENV
 
     s = _settings(
         data_dir,
@@ -75,7 +73,7 @@ def serve(
         log_level=log_level,
     )
     s.ensure_data_dir()
-    from .keys import KeyStore
+    from ..serve.keys import KeyStore
 
     if s.auth and not len(KeyStore(s.keys_file)):
         err(f"no API keys yet: create one with `facelab keys create --role admin --data-dir {s.data_dir}` (requests get 401 until then)")
@@ -95,33 +93,33 @@ def serve(
     )
 
 
-@_guard
+@guard
 def keys_create(
     role: Annotated[str, typer.Option("--role", help="read (recognition) or admin (also enrol/rename/delete).")],
     name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "",
     data_dir: DataDirOpt = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an API key and print it (only now: it is stored hashed)."""
-    from .keys import KeyStore
+    from ..serve.keys import KeyStore
 
     s = _settings(data_dir)
     key, rec = KeyStore(s.keys_file).create(role, name)
     if as_json:
-        typer.echo(to_json({"key": key, **rec.public()}, indent=2))
+        print_json({"key": key, **rec.public()})
     else:
         typer.echo(key)
         err(f"{rec.role} key {rec.id} ({rec.name}) saved hashed in {s.keys_file}; this is the only time it is shown")
 
 
-@_guard
-def keys_list(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+@guard
+def keys_list(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """List the API keys (ids, names, roles; never the keys)."""
-    from .keys import KeyStore
+    from ..serve.keys import KeyStore
 
     keys = KeyStore(_settings(data_dir).keys_file).list()
     if as_json:
-        typer.echo(to_json([k.public() for k in keys], indent=2))
+        print_json([k.public() for k in keys])
         return
     if not keys:
         typer.echo("no API keys")
@@ -129,10 +127,10 @@ def keys_list(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option
         typer.echo(f"{k.id}  {k.role:5s}  {k.created}  {k.name}")
 
 
-@_guard
+@guard
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (facelab keys list).")], data_dir: DataDirOpt = None) -> None:
     """Delete an API key: requests with it get 401 at once (the server re-reads the keys file)."""
-    from .keys import KeyStore
+    from ..serve.keys import KeyStore
 
     rec = KeyStore(_settings(data_dir).keys_file).revoke(key_id)
     typer.echo(f"revoked {rec.role} key {rec.id} ({rec.name})")

@@ -1,0 +1,6 @@
+"""``python -m facelab.cli ...`` runs the ``facelab`` command."""
+
+from .app import main
+
+if __name__ == "__main__":
+    main()
