@@ -89,7 +89,7 @@ def test_curves_pair_train_and_validation_series(tmp_path):
 def test_detector_training_log_becomes_curves(tmp_path):
     """The BlazeFace fine-tuning log (messages, per-epoch losses, validation every other epoch) is drawn as loss and accuracy curves."""
     pytest.importorskip("matplotlib")
-    from facelab.detect.train_blazeface import plot_log
+    from facelab.train.blazeface import plot_log
 
     lines = [{"msg": "face-boxes train: 400 photos"}, {"epoch": -1, "val": {"recall": 0.6, "precision": 0.9, "gt": 300}, "note": "original MediaPipe weights"}]
     lines += [{"epoch": e, "lr": 1e-3, "minutes": 1.0, "cls": 1.0 / (e + 1), "box": 0.5 / (e + 1), "kp": 0.1, **({"val": {"recall": 0.7 + e / 100, "precision": 0.9, "gt": 300}} if e % 2 else {})}

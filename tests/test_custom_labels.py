@@ -134,7 +134,7 @@ def test_evaluation_with_every_item_failing_exits_non_zero(export_dir, tmp_path)
     """Every URL is dead: nothing is scored, so the command fails with one line saying why (not an empty report)."""
     from facelab.attributes import get_attribute_model
     from facelab.attributes.data import Fetcher, read_manifest
-    from facelab.attributes.evaluate import evaluate
+    from facelab.evaluate.attributes import evaluate
     from facelab.errors import NothingEvaluatedError
 
     items, _ = read_manifest(export_dir["dead"], mapping={"happy": "emotion"})

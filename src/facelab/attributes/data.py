@@ -334,6 +334,21 @@ def dataset_items(kind: str, root: Path, part: str) -> list:
     raise InputError(f"unknown dataset {kind!r} (choose from: {', '.join(DATASETS)})")
 
 
+@dataclass
+class ChipSet:
+    """Face chips ``(N, H, W, C)`` uint8 and, per task, labels: class index (-1 = missing) or age (NaN = missing)."""
+
+    images: np.ndarray
+    labels: dict[str, np.ndarray]
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, idx: np.ndarray) -> ChipSet:
+        return ChipSet(self.images[idx], {k: v[idx] for k, v in self.labels.items()}, [self.names[i] for i in idx] if self.names else [])
+
+
 # --- fetching with a cache ------------------------------------------------------------
 
 
@@ -609,15 +624,13 @@ def build_chips(
     on_item: Callable[[], None] | None = None,
     cache: bool = False,
 ):
-    """Chips and label arrays of ``items`` (a :class:`~facelab.attributes.train.ChipSet`) and the failures skipped.
+    """Chips and label arrays of ``items`` (a :class:`ChipSet`) and the failures skipped.
 
     Items that cannot be loaded (404, not an image, timeout, no face...) are listed
     in the failures and left out.  ``cache`` keeps the chips of local files on disk
     (:class:`ChipCache`) so a second run skips the work.  A label that is not among ``task_classes``
     raises :class:`ManifestError` naming the item.
     """
-    from .train import ChipSet
-
     fetcher = fetcher or Fetcher()
     for it in items:
         for t, classes in task_classes.items():

@@ -150,7 +150,7 @@ def evaluate_attributes(
     """Accuracy per task and MAE for age, by gender / ethnicity / age band, confusion-matrix PNGs, JSON report."""
     from ..attributes import get_attribute_model
     from ..attributes.data import dataset_items, parse_label_map, read_manifest
-    from ..attributes.evaluate import evaluate, write_report
+    from ..evaluate.attributes import evaluate, write_report
     from ..attributes.onnx_model import select_epoch
 
     if manifest is None and dataset is None:

@@ -196,7 +196,7 @@ def train_attributes(
 
     from ..attributes.data import ChipSpec, dataset_items, import_label_export, measure_framing, parse_label_map, read_manifest, split_items
     from ..attributes.labels import FIXED_CLASSES, TASKS
-    from ..attributes.train import TaskSpec, TrainConfig, _kept_epochs, export_epochs, export_onnx
+    from ..train.attributes import TaskSpec, TrainConfig, _kept_epochs, export_epochs, export_onnx
     from ..train.balance import check_mode
 
     if manifest is None and dataset is None and labels_from is None:
@@ -320,7 +320,7 @@ def train_ensemble(
     half: Annotated[bool, typer.Option("--half", help="Store the weights as float16 (half the file; inference still computes in float32).")] = False,
 ) -> None:
     """Average attribute models (e.g. the same net trained with different seeds) into one ONNX file."""
-    from ..attributes.ensemble import merge_models
+    from ..train.ensemble import merge_models
     from ..attributes.onnx_model import tta_warps
 
     if out.suffix.lower() != ".onnx":
@@ -332,7 +332,7 @@ def train_ensemble(
 
 
 def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool):
-    from ..attributes.train import train
+    from ..train.attributes import train
 
     def line(log) -> str:
         m = " ".join(f"{k} {v:.4f}" for k, v in log.metrics.items())

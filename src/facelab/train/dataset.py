@@ -229,6 +229,23 @@ def embed_dataset(
     )
 
 
+@dataclass
+class Extra:
+    """Training-only rows added to a set: augmented copies of images (``source``: the row of the original they come from)."""
+
+    vectors: np.ndarray
+    labels: np.ndarray
+    source: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int, dtype) -> Extra:
+        return cls(np.zeros((0, dim), np.float32), np.zeros(0, dtype), np.zeros(0, np.int64))
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """Indices of the extra rows made from ``rows`` of the original set."""
+        return np.flatnonzero(np.isin(self.source, rows))
+
+
 def augment_rows(
     es: EmbeddedSet, *, preset_name: str = "light", seed: int = 0, cap: int | None = None, cache: EmbeddingCache | bool = True, progress: bool = False
 ):
@@ -238,12 +255,11 @@ def augment_rows(
     (:class:`facelab.datasets.augment.Augmenter`, preset ``light``: small rotation, scale, shift,
     brightness/contrast, blur, noise), so small classes are augmented more and every class ends
     near ``n_max``.  Copies where no face is found are dropped.  Returns a
-    :class:`facelab.train.identities.Extra` (``source`` = the original's row).
+    :class:`Extra` (``source`` = the original's row).
     """
     from ..datasets.augment import Augmenter, preset
     from ..gallery.faces import choose_face, enroll_pipeline
     from .balance import MAX_REPEAT, class_counts, repeat_factors
-    from .identities import Extra
 
     reps = repeat_factors(class_counts(es.labels), cap or MAX_REPEAT)
     jobs = [(i, c) for i, lab in enumerate(es.labels.tolist()) for c in range(1, reps.get(str(lab), 1))]
@@ -298,4 +314,4 @@ def reference_set(name: str, data_root: str | os.PathLike[str], *, progress: boo
     return embed_dataset(items, min_face=s["min_face"], fallback=s["fallback"], progress=progress, description=name)
 
 
-__all__ = ["REFERENCE_SETS", "EmbeddedSet", "augment_rows", "EmbeddingCache", "LabeledImage", "embed_dataset", "facelab_home", "identity_dataset", "reference_set"]
+__all__ = ["REFERENCE_SETS", "EmbeddedSet", "Extra", "augment_rows", "EmbeddingCache", "LabeledImage", "embed_dataset", "facelab_home", "identity_dataset", "reference_set"]

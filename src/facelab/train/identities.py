@@ -41,7 +41,7 @@ from ..embed import distances, metric_of
 from ..errors import InputError, ModelError
 from ..types import Candidate, Face, Identity
 from .balance import check_mode, class_counts, effective_counts
-from .dataset import EmbeddedSet
+from .dataset import EmbeddedSet, Extra
 
 KIND = "identities"
 FORMAT_VERSION = 1
@@ -208,23 +208,6 @@ def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarra
     from sklearn.model_selection import StratifiedKFold
 
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-
-
-@dataclass
-class Extra:
-    """Training-only rows added to a set: augmented copies of images (``source``: the row of the original they come from)."""
-
-    vectors: np.ndarray
-    labels: np.ndarray
-    source: np.ndarray
-
-    @classmethod
-    def empty(cls, dim: int, dtype) -> Extra:
-        return cls(np.zeros((0, dim), np.float32), np.zeros(0, dtype), np.zeros(0, np.int64))
-
-    def of(self, rows: np.ndarray) -> np.ndarray:
-        """Indices of the extra rows made from ``rows`` of the original set."""
-        return np.flatnonzero(np.isin(self.source, rows))
 
 
 def _train_rows(X: np.ndarray, y: np.ndarray, rows: np.ndarray, extra: Extra | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
-"""Multi-task training of :class:`~facelab.attributes.nets.AttributeNet` (torch; the ``train`` extra).
+"""Multi-task training of :class:`~facelab.train.attribute_nets.AttributeNet` (torch; the ``train`` extra).
 
-Works on in-memory chips (:class:`ChipSet`): one network, one head per task,
+Works on in-memory chips (:class:`~facelab.attributes.data.ChipSet`): one network, one head per task,
 losses masked where an item has no label for a task.  CPU-friendly: batch-level
 augmentation in torch (random affine + flip, brightness/contrast, random
 erasing), a one-cycle learning-rate schedule, early stopping on the
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..attributes.data import ChipSet
 from ..errors import InputError
 
 
@@ -35,21 +36,6 @@ class TaskSpec:
     @property
     def n(self) -> int:
         return len(self.classes)
-
-
-@dataclass
-class ChipSet:
-    """Face chips ``(N, H, W, C)`` uint8 and, per task, labels: class index (-1 = missing) or age (NaN = missing)."""
-
-    images: np.ndarray
-    labels: dict[str, np.ndarray]
-    names: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def subset(self, idx: np.ndarray) -> ChipSet:
-        return ChipSet(self.images[idx], {k: v[idx] for k, v in self.labels.items()}, [self.names[i] for i in idx] if self.names else [])
 
 
 @dataclass
@@ -103,7 +89,7 @@ class TrainResult:
 
     def plots(self, out: str | os.PathLike[str]) -> list[str]:
         """``<stem>.curves_*.png`` (loss, accuracy per task, age MAE; train and validation) and ``<stem>.balance.png`` beside the model ``out``."""
-        from ..train.curves import plot_class_counts, plot_curves
+        from .curves import plot_class_counts, plot_curves
 
         out = Path(out)
         files = plot_curves(self.history_dicts(), out.parent, prefix=f"{out.stem}.curves", title=out.stem)
@@ -200,7 +186,7 @@ def masked_losses(out: dict, labels: dict, tasks: Sequence[TaskSpec], label_smoo
     torch = _torch()
     import torch.nn.functional as F
 
-    from .nets import AGE_MEAN, AGE_SCALE
+    from .attribute_nets import AGE_MEAN, AGE_SCALE
 
     total = out[tasks[0].name].new_zeros(())
     parts: dict[str, float] = {}
@@ -225,7 +211,7 @@ def predict_arrays(net, images: np.ndarray, tasks: Sequence[TaskSpec], *, flip: 
     """What the exported model computes: probabilities per class task, years for age."""
     torch = _torch()
 
-    from .nets import ExportWrapper
+    from .attribute_nets import ExportWrapper
 
     wrap = ExportWrapper(net, flip=flip).eval()
     outs: dict[str, list[np.ndarray]] = {t.name: [] for t in tasks}
@@ -263,7 +249,7 @@ def score_predictions(pred: dict[str, np.ndarray], labels: dict[str, np.ndarray]
 
 def balance_plan(data: ChipSet, tasks: Sequence[TaskSpec], mode: str) -> dict[str, Any]:
     """How ``mode`` evens out the classes of ``data``: per-item copies per epoch, per-task class weights, counts before/after."""
-    from ..train.balance import check_mode, class_counts, class_weights, effective_counts, item_repeats
+    from .balance import check_mode, class_counts, class_weights, effective_counts, item_repeats
 
     check_mode(mode)
     cls_tasks = [t for t in tasks if t.n]
@@ -295,7 +281,7 @@ def _kept_epochs(keep: str) -> int | None:
 
 
 def make_net(config: TrainConfig, task_sizes: dict[str, int], dim: int = 0):
-    from .nets import AttributeNet, HeadNet
+    from .attribute_nets import AttributeNet, HeadNet
 
     if config.input == "chip":
         return AttributeNet(task_sizes, config.channels, config.widths, config.depths, config.dropout)
@@ -303,7 +289,7 @@ def make_net(config: TrainConfig, task_sizes: dict[str, int], dim: int = 0):
 
 
 def _prep(x, config: TrainConfig):
-    from .nets import normalize
+    from .attribute_nets import normalize
 
     return normalize(x) if config.input == "chip" else x
 
@@ -328,7 +314,7 @@ def train(
     torch.set_num_threads(max(1, config.threads))
     seed_everything(config.seed)
     tasks = list(tasks)
-    from .nets import AGE_MEAN, AGE_SCALE
+    from .attribute_nets import AGE_MEAN, AGE_SCALE
 
     keep_k = _kept_epochs(config.keep)
     plan = balance_plan(data, tasks, config.balance)
@@ -474,7 +460,7 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
     torch = _torch()
     import onnx
 
-    from .nets import ExportWrapper
+    from .attribute_nets import ExportWrapper
 
     wrap = ExportWrapper(result.net, flip=result.config.flip_tta).eval()
     c, s = result.config.channels, result.config.size
@@ -502,7 +488,7 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
 
 def export_epochs(result: TrainResult, path: str | os.PathLike[str], metadata: dict[str, Any]) -> list[Path]:
     """Each kept epoch's weights as ONNX beside ``path``: ``<stem>.epochs/epoch_NNN.onnx`` (``--epoch N`` picks one later)."""
-    from .onnx_model import epoch_model_path
+    from ..attributes.onnx_model import epoch_model_path
 
     torch = _torch()
     if not result.kept:
