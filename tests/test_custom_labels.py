@@ -144,3 +144,21 @@ def test_evaluation_with_every_item_failing_exits_non_zero(export_dir, tmp_path)
                 "--faces", "given", "--retries", "0", "-q", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "ev"))
     assert r.returncode == 2 and "nothing evaluated: all 3 items failed" in r.stderr and "HTTP 404" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "ev" / "report.json").exists()
+
+
+def test_class_weights_follow_the_counts_and_train(export_dir, tmp_path):
+    """balance="weights": each class's loss weight is n / (classes * n_class); a weighted epoch trains (finite, logged)."""
+    from facelab.attributes.data import ChipSpec, Fetcher, build_chips, import_label_export
+    from facelab.train.attributes import TaskSpec, TrainConfig, balance_plan, train
+
+    items, tasks, _ = import_label_export(export_dir["export"])
+    data, fails = build_chips(items, ChipSpec(size=32, channels=1, faces="given"), tasks, fetcher=Fetcher(tmp_path / "c"), workers=2)
+    assert not fails and len(data) == export_dir["n"]
+    specs = [TaskSpec(t, c) for t, c in tasks.items()]
+    plan = balance_plan(data, specs, "weights")
+    counts = plan["before"]["emotion"]
+    assert counts == {"Emotion_Happy": 12, "Emotion_Sad": 12, "Not_Face": 8}
+    assert plan["weights"]["emotion"] == pytest.approx([32 / (3 * 12), 32 / (3 * 12), 32 / (3 * 8)])
+    assert plan["after"]["emotion"] == pytest.approx({c: 32 / 3 for c in counts})  # every class weighs the same
+    res = train(data, None, specs, TrainConfig(epochs=1, batch_size=16, size=32, widths=(8, 16, 32, 48), balance="weights"))
+    assert np.isfinite(res.history[0].loss) and res.balance["mode"] == "weights" and set(res.history[0].train_metrics) == {"emotion_acc", "age_group_acc", "ethnicity_acc"}
