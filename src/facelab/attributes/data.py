@@ -150,6 +150,37 @@ def write_manifest(items: Iterable[Item], path: str | os.PathLike[str], *, tasks
     return p
 
 
+def task_classes(items: Sequence[Item], declared: dict[str, list[str]] | None = None, wanted: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """The tasks a model trained on ``items`` gets, and their classes (``[]`` for ``age``, a regression).
+
+    ``wanted`` (default: every known task) is cut to the tasks the items label.  Classes: the
+    ``declared`` ones (your own label sets) first, then facelab's fixed vocabularies, then the
+    values found in the items (sorted).  An unknown task, or none labelled, raise :class:`InputError`.
+    """
+    from .labels import FIXED_CLASSES
+
+    declared = declared or {}
+    known = list(dict.fromkeys([*TASKS, *declared]))
+    wanted = list(wanted) if wanted else known
+    bad = [t for t in wanted if t not in known]
+    if bad:
+        raise InputError(f"unknown task {bad[0]!r} (choose from: {', '.join(known)})")
+    present = [t for t in wanted if any(t in it.labels for it in items)]
+    if not present:
+        raise InputError("the training items have no labels for the tasks asked for")
+    out: dict[str, list[str]] = {}
+    for t in present:
+        if t in declared:
+            out[t] = list(declared[t])
+        elif t == "age":
+            out[t] = []
+        elif t in FIXED_CLASSES:
+            out[t] = list(FIXED_CLASSES[t])
+        else:
+            out[t] = sorted({str(it.labels[t]) for it in items if t in it.labels})
+    return out
+
+
 # --- labelling-tool exports (Dataturks style) --------------------------------------------
 
 #: Label -> task by prefix (longest first) or exact name, as in a Dataturks face-attributes export:

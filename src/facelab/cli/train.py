@@ -194,8 +194,7 @@ def train_attributes(
     """Train one multi-task network (one head per labelled task; missing labels are masked) and export ONNX."""
     from dataclasses import replace
 
-    from ..attributes.data import ChipSpec, dataset_items, import_label_export, measure_framing, parse_label_map, read_manifest, split_items
-    from ..attributes.labels import FIXED_CLASSES, TASKS
+    from ..attributes.data import ChipSpec, dataset_items, import_label_export, measure_framing, parse_label_map, read_manifest, split_items, task_classes
     from ..train.attributes import TaskSpec, TrainConfig, _kept_epochs, export_epochs, export_onnx
     from ..train.balance import check_mode
 
@@ -240,24 +239,8 @@ def train_attributes(
             declared.setdefault(t, cl)
     if not train_items:
         fail("no training items")
-    known = list(dict.fromkeys([*TASKS, *declared]))
-    wanted = [t.strip() for t in tasks.split(",")] if tasks else known
-    bad = [t for t in wanted if t not in known]
-    if bad:
-        fail(f"unknown task {bad[0]!r} (choose from: {', '.join(known)})")
-    present = [t for t in wanted if any(t in it.labels for it in train_items)]
-    if not present:
-        fail("the training items have no labels for the tasks asked for")
-    classes: dict[str, list[str]] = {}
-    for t in present:
-        if t in declared:
-            classes[t] = list(declared[t])
-        elif t == "age":
-            classes[t] = []
-        elif t in FIXED_CLASSES:
-            classes[t] = list(FIXED_CLASSES[t])
-        else:
-            classes[t] = sorted({str(it.labels[t]) for it in train_items if t in it.labels})
+    classes = task_classes(train_items, declared, [t.strip() for t in tasks.split(",")] if tasks else None)
+    present = list(classes)
     faces_mode = faces or ("given" if dataset is not None and not m_items else "detect")
     spec = ChipSpec(size=size if model_input == "chip" else 150, channels=3 if color or model_input != "chip" else 1, faces=faces_mode, padding=0.25, input=model_input)
     if faces_mode == "given":
