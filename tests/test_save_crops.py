@@ -45,3 +45,13 @@ def test_cli_save_crops_on_detect_and_analyze(tmp_path):
     names = sorted(p.name.split("_face")[1][1:] for p in (tmp_path / "a").iterdir())  # what follows the face index
     assert names == [".jpg", "_biden.jpg", "_obama.jpg"], names  # the girl is not among the known people
     assert "3 aligned face chips written" in a.stdout
+
+
+def test_crop_command_size_and_method(tmp_path):
+    r = run_cli("crop", str(SAMPLES / "known"), "--out", str(tmp_path), "--size", "112", "--method", "arcface", "-q")
+    assert r.returncode == 0, r.stderr
+    chips = sorted(p.name for p in tmp_path.iterdir())
+    assert chips == ["biden_face0.jpg", "obama_face0.jpg"]
+    assert all(facelab.load_image(tmp_path / c).shape == (112, 112, 3) and _is_upright_face(facelab.load_image(tmp_path / c)) for c in chips)
+    bad = run_cli("crop", str(SAMPLES / "known"), "--out", str(tmp_path / "x"), "--method", "warp")
+    assert bad.returncode == 2 and "--method must be dlib, arcface or crop" in bad.stderr and "Traceback" not in bad.stderr

@@ -214,6 +214,7 @@ class CropSaver:
     out_dir: str
     names: dict[str, str] = field(default_factory=dict)
     then: Any = None
+    options: dict[str, Any] = field(default_factory=dict)  # size, padding, method of facelab.save_crops
 
     def __call__(self, image, result: ImageResult) -> None:
         from ..api import save_crops
@@ -221,7 +222,7 @@ class CropSaver:
         if self.then is not None:
             self.then(image, result)
         stem = os.path.splitext(self.names.get(result.source, os.path.basename(result.source)))[0]
-        save_crops(image, self.out_dir, result.faces, stem=stem)
+        save_crops(image, self.out_dir, result.faces, stem=stem, **self.options)
 
 
 SaveCropsOpt = Annotated[Optional[Path], typer.Option("--save-crops", help="Write an aligned chip of every face here (<image>_face<i>[_<name>].jpg, 150 px, dlib alignment).")]
@@ -239,6 +240,7 @@ def run_images(
     require_face: bool = False,
     limit: int | None = None,
     save_crops: Path | None = None,
+    crop_options: dict[str, Any] | None = None,
 ) -> list[ImageResult]:
     """Process every input with ``job``; print a table (``extra(face)`` adds to each face's details) or JSON; exit with the right code.
 
@@ -255,7 +257,7 @@ def run_images(
         annot = Annotator(str(out), {t.source: t.out_name for t in targets})
     if save_crops is not None:
         save_crops.mkdir(parents=True, exist_ok=True)
-        annot = CropSaver(str(save_crops), {t.source: t.out_name for t in targets}, annot)
+        annot = CropSaver(str(save_crops), {t.source: t.out_name for t in targets}, annot, dict(crop_options or {}))
     results: list[ImageResult] = []
     explicit = {t.source for t in targets if t.explicit}
     it = run_many(job, [t.source for t in targets], workers=workers, post=annot)

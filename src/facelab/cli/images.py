@@ -59,6 +59,29 @@ def detect(
 
 
 @guard
+def crop(
+    paths: Paths,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the chips: <image>_face<i>.jpg, largest face first.")],
+    size: Annotated[int, typer.Option("--size", min=16, max=1024, help="Chip side in pixels.")] = 150,
+    padding: Annotated[float, typer.Option("--padding", min=0.0, max=2.0, help="Margin around the face (dlib and crop methods), as a fraction of its size.")] = 0.25,
+    method: Annotated[str, typer.Option("--method", help="dlib (5-point alignment, what the embedder sees), arcface (the 112-px template) or crop (upright box crop).")] = "dlib",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
+    as_json: JsonOpt = False,
+    workers: WorkersOpt = 1,
+    quiet: QuietOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """Write an aligned chip of every face (detect --save-crops, with the chip's size and alignment)."""
+    if method not in ("dlib", "arcface", "crop"):
+        raise InputError(f"--method must be dlib, arcface or crop, not {method!r}")
+    job = make_pipeline(detector, rotate, min_face, None, None)
+    run_images(paths, job, out=None, workers=workers, quiet=quiet, as_json=as_json, limit=limit, save_crops=out,
+               crop_options={"size": size, "padding": padding, "method": method})
+
+
+@guard
 def landmarks(
     paths: Paths,
     model: Annotated[str, typer.Option("--model", "-m", help=f"Landmark model: {', '.join(LANDMARKERS.names())}, or a .onnx file from `facelab train landmarks`.")] = "dlib68",
@@ -217,8 +240,8 @@ def models(as_json: JsonOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (detect, landmarks, embed, verify, analyze, models):
+    for fn in (detect, crop, landmarks, embed, verify, analyze, models):
         app.command(fn.__name__)(fn)
 
 
-__all__ = ["analyze", "detect", "embed", "landmarks", "load_known", "models", "register", "verify"]
+__all__ = ["analyze", "crop", "detect", "embed", "landmarks", "load_known", "models", "register", "verify"]
