@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facelab.attributes import get_attribute_model
 from facelab.attributes.data import dataset_items
-from facelab.attributes.evaluate import evaluate
+from facelab.evaluate.attributes import evaluate
 
 RUNS = [
     # (model, dataset, tasks)

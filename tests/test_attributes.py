@@ -37,7 +37,7 @@ def utk_test_subset():
 
 def _eval(model: str, items, tasks):
     from facelab.attributes import get_attribute_model
-    from facelab.attributes.evaluate import evaluate
+    from facelab.evaluate.attributes import evaluate
 
     rep = evaluate(get_attribute_model(model), items, faces="given", tasks=tasks).report
     return {t: e["value"] for t, e in rep["tasks"].items()}, rep
@@ -138,7 +138,7 @@ def tiny_items():
 
 
 def _tiny_config(**kw):
-    from facelab.attributes.train import TrainConfig
+    from facelab.train.attributes import TrainConfig
 
     return TrainConfig(**{"epochs": 3, "batch_size": 32, "lr": 3e-3, "size": 32, "widths": (8, 16, 32, 48), "patience": 5, **kw})
 
@@ -149,7 +149,7 @@ def test_tiny_multitask_training_learns_and_exports(tiny_items, tmp_path):
 
     from facelab.attributes.data import ChipSpec, build_chips
     from facelab.attributes.labels import EMOTIONS, ETHNICITIES, GENDERS
-    from facelab.attributes.train import TaskSpec, export_onnx, predict_arrays, train
+    from facelab.train.attributes import TaskSpec, export_onnx, predict_arrays, train
 
     classes = {"emotion": list(EMOTIONS), "age": [], "gender": list(GENDERS), "ethnicity": list(ETHNICITIES)}
     data, fails = build_chips(tiny_items, ChipSpec(size=32, channels=1, faces="given"), classes, workers=1)
@@ -177,7 +177,7 @@ def test_ensemble_averages_members_and_checks_they_match(tiny_items, tmp_path):
     from facelab.attributes import get_attribute_model, read_metadata
     from facelab.attributes.data import ChipSpec, build_chips
     from facelab.attributes.labels import EMOTIONS
-    from facelab.attributes.train import TaskSpec, export_onnx, train
+    from facelab.train.attributes import TaskSpec, export_onnx, train
 
     classes = {"emotion": list(EMOTIONS)}
     fer = [it for it in tiny_items if "emotion" in it.labels]

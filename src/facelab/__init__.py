@@ -11,7 +11,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .anonymize import anonymize  # the function; the package stays importable as facelab.anonymize.*
-from .api import align, analyze, detect, distance, embed, landmarks, largest_face, verify
+from .api import align, analyze, detect, distance, embed, landmarks, largest_face, save_crops, verify
 from .draw import draw_faces, save_image
 from .errors import (
     FacelabError,
@@ -47,6 +47,7 @@ __all__ = [
     "Verification",
     "__version__",
     "align",
+    "save_crops",
     "analyze",
     "anonymize",
     "detect",

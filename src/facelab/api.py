@@ -90,4 +90,50 @@ def analyze(
     return FaceAnalysis(detector=detector, landmarks=landmarks, embedder=embedder, attributes=acts, **options).get(as_image(image))
 
 
-__all__ = ["align", "analyze", "detect", "distance", "embed", "landmarks", "largest_face", "verify"]
+def crop_name(stem: str, index: int, face: Face, ext: str = ".jpg") -> str:
+    """``<stem>_face<i>[_<name>].jpg``: the image's stem, the face's index (largest first) and its identity when known."""
+    import re
+
+    who = ""
+    if face.identity is not None and face.identity.name and face.identity.name != face.identity.UNKNOWN:
+        who = "_" + re.sub(r"[^\w.-]+", "-", face.identity.name).strip("-")[:60]
+    return f"{stem}_face{index}{who}{ext}"
+
+
+def save_crops(
+    image: Any,
+    out_dir: str | Any,
+    faces: list[Face] | None = None,
+    *,
+    stem: str | None = None,
+    size: int = 150,
+    padding: float = 0.25,
+    method: str = "dlib",
+    ext: str = ".jpg",
+    **detect_options: Any,
+) -> list[str]:
+    """Write an aligned chip of every face of ``image`` to ``out_dir``; returns the paths, in face order.
+
+    ``faces`` default to :func:`detect`'s; names are :func:`crop_name` (``stem`` defaults to the
+    image file's name).  ``method``: ``dlib`` (dlib's 5-point alignment, what the embedder sees),
+    ``arcface`` (112 px template) or ``crop`` (upright box crop).
+    """
+    import os
+
+    from .draw import save_image
+
+    img = as_image(image)
+    if faces is None:
+        faces = detect(img, **detect_options)
+    if stem is None:
+        src = describe_source(image) if isinstance(image, (str, os.PathLike)) else "image"
+        stem = os.path.splitext(os.path.basename(str(src).split("?")[0]))[0] or "image"
+    os.makedirs(out_dir, exist_ok=True)
+    out = []
+    for i, f in enumerate(faces):
+        path = os.path.join(str(out_dir), crop_name(stem, i, f, ext))
+        out.append(save_image(_align.align(img, f, size=size, padding=padding, method=method), path))
+    return out
+
+
+__all__ = ["align", "analyze", "crop_name", "detect", "distance", "embed", "landmarks", "largest_face", "save_crops", "verify"]

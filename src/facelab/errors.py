@@ -149,6 +149,12 @@ class DuplicateFaceError(InputError):
     code = "duplicate_face"
 
 
+class NothingEvaluatedError(InputError):
+    """An evaluation in which no item could be scored (every URL dead, every face missing)."""
+
+    code = "nothing_evaluated"
+
+
 class StoreError(FacelabError):
     """A gallery store cannot be opened or written (bad URL, unreachable server, damaged file)."""
 

@@ -145,7 +145,7 @@ class PredictJob:
 
         m = get_attribute_model(self.model)
         if self.whole_image:
-            from .evaluate import Predictor
+            from .predictor import Predictor
 
             h, w = image.shape[:2]
             face = Face(Box(0, 0, float(w), float(h)), 1.0, "whole-image")

@@ -51,10 +51,42 @@ def _item_name(where: str, i: int, image: Any) -> str:
     return f"{where} item {i}" + (f" ({image})" if isinstance(image, str) else "")
 
 
-def parse_items(data: Any, *, where: str = "manifest", base: Path | None = None, classes: dict[str, Sequence[str]] | None = None) -> list[Item]:
+def _declared_tasks(tasks: Any, where: str) -> dict[str, list[str]]:
+    """The ``"tasks"`` header of a manifest: ``{task: [class, ...]}`` (your own label sets)."""
+    if tasks is None:
+        return {}
+    if not isinstance(tasks, dict) or not all(isinstance(k, str) and k and k != "image" for k in tasks):
+        raise ManifestError('"tasks" must map task names to lists of class names', source=where)
+    out = {}
+    for t, cl in tasks.items():
+        if not isinstance(cl, list) or not cl or not all(isinstance(c, str) and c.strip() for c in cl) or len(set(cl)) != len(cl):
+            raise ManifestError(f'"tasks": {t!r} needs a list of distinct, non-empty class names', source=where)
+        out[t] = [c.strip() for c in cl]
+    return out
+
+
+def parse_manifest(
+    data: Any, *, where: str = "manifest", base: Path | None = None, classes: dict[str, Sequence[str]] | None = None
+) -> tuple[list[Item], dict[str, list[str]]]:
+    """Validate the decoded JSON of a manifest: its items, and the task -> classes it declares (``{"tasks": ..., "items": [...]}``).
+
+    Declared tasks may have any name and any class names (your own label sets);
+    they override the fixed vocabularies of ``emotion``, ``gender``, ``ethnicity``.
+    """
+    declared: dict[str, list[str]] = {}
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        declared = _declared_tasks(data.get("tasks"), where)
+        data = data["items"]
+    vocab = {**declared, **{t: list(c) for t, c in (classes or {}).items() if c}}
+    return parse_items(data, where=where, base=base, classes=vocab, tasks=[*TASKS, *vocab]), declared
+
+
+def parse_items(
+    data: Any, *, where: str = "manifest", base: Path | None = None, classes: dict[str, Sequence[str]] | None = None, tasks: Sequence[str] = TASKS
+) -> list[Item]:
     """Validate the decoded JSON of a manifest; labels are normalised (aliases, integer codes)."""
     if isinstance(data, dict) and isinstance(data.get("items"), list):
-        data = data["items"]
+        return parse_manifest(data, where=where, base=base, classes=classes)[0]
     if not isinstance(data, list):
         raise ManifestError(f"a manifest is a JSON list of items, not a {type(data).__name__}", source=where)
     from ..io import is_url
@@ -71,7 +103,7 @@ def parse_items(data: Any, *, where: str = "manifest", base: Path | None = None,
         if not is_url(src) and base is not None and not os.path.isabs(src):
             src = str(base / src)
         labels: dict[str, str | float] = {}
-        for task in TASKS:
+        for task in dict.fromkeys(tasks):
             v = raw.get(task)
             if v is None or v == "":
                 continue
@@ -85,7 +117,19 @@ def parse_items(data: Any, *, where: str = "manifest", base: Path | None = None,
 
 def load_manifest(path: str | os.PathLike[str], *, classes: dict[str, Sequence[str]] | None = None) -> list[Item]:
     """Read and validate a manifest file (see the module docstring)."""
+    return read_manifest(path, classes=classes)[0]
+
+
+def read_manifest(
+    path: str | os.PathLike[str], *, classes: dict[str, Sequence[str]] | None = None, mapping: dict[str, str] | None = None
+) -> tuple[list[Item], dict[str, list[str]]]:
+    """A manifest file's items and declared tasks (:func:`parse_manifest`); a ``.jsonl`` labelling-tool export is imported (``mapping``)."""
     p = Path(path)
+    if p.suffix.lower() == ".jsonl" and p.is_file():
+        items, tasks, _ = import_label_export(p, mapping)
+        if classes:
+            items = parse_items([it.to_dict() for it in items], where=str(p), classes={**tasks, **classes}, tasks=[*tasks, *classes])
+        return items, tasks
     if not p.is_file():
         raise ManifestError("no such manifest file", source=str(p))
     try:
@@ -94,14 +138,149 @@ def load_manifest(path: str | os.PathLike[str], *, classes: dict[str, Sequence[s
         raise ManifestError("is not UTF-8 text", source=str(p)) from None
     except json.JSONDecodeError as e:
         raise ManifestError(f"bad JSON at line {e.lineno} column {e.colno}: {e.msg}", source=str(p)) from None
-    return parse_items(data, where=str(p), base=p.parent.resolve(), classes=classes)
+    return parse_manifest(data, where=str(p), base=p.parent.resolve(), classes=classes)
 
 
-def write_manifest(items: Iterable[Item], path: str | os.PathLike[str]) -> Path:
+def write_manifest(items: Iterable[Item], path: str | os.PathLike[str], *, tasks: dict[str, list[str]] | None = None) -> Path:
+    """A manifest file: a JSON list of items, or ``{"tasks": ..., "items": [...]}`` when ``tasks`` declares label sets."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps([it.to_dict() for it in items], indent=1))
+    rows = [it.to_dict() for it in items]
+    p.write_text(json.dumps({"tasks": tasks, "items": rows} if tasks else rows, indent=1))
     return p
+
+
+def task_classes(items: Sequence[Item], declared: dict[str, list[str]] | None = None, wanted: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """The tasks a model trained on ``items`` gets, and their classes (``[]`` for ``age``, a regression).
+
+    ``wanted`` (default: every known task) is cut to the tasks the items label.  Classes: the
+    ``declared`` ones (your own label sets) first, then facelab's fixed vocabularies, then the
+    values found in the items (sorted).  An unknown task, or none labelled, raise :class:`InputError`.
+    """
+    from .labels import FIXED_CLASSES
+
+    declared = declared or {}
+    known = list(dict.fromkeys([*TASKS, *declared]))
+    wanted = list(wanted) if wanted else known
+    bad = [t for t in wanted if t not in known]
+    if bad:
+        raise InputError(f"unknown task {bad[0]!r} (choose from: {', '.join(known)})")
+    present = [t for t in wanted if any(t in it.labels for it in items)]
+    if not present:
+        raise InputError("the training items have no labels for the tasks asked for")
+    out: dict[str, list[str]] = {}
+    for t in present:
+        if t in declared:
+            out[t] = list(declared[t])
+        elif t == "age":
+            out[t] = []
+        elif t in FIXED_CLASSES:
+            out[t] = list(FIXED_CLASSES[t])
+        else:
+            out[t] = sorted({str(it.labels[t]) for it in items if t in it.labels})
+    return out
+
+
+# --- labelling-tool exports (Dataturks style) --------------------------------------------
+
+#: Label -> task by prefix (longest first) or exact name, as in a Dataturks face-attributes export:
+#: ``Emotion_Happy`` -> emotion, ``Age_20_30`` -> age_group, ``E_Hispanic`` -> ethnicity; ``Not_Face`` and
+#: ``others`` (that export's catch-alls) go to emotion and age_group.
+DEFAULT_LABEL_MAP: dict[str, str] = {"Emotion_": "emotion", "Not_Face": "emotion", "Age_": "age_group", "others": "age_group", "E_": "ethnicity"}
+
+
+def parse_label_map(specs: Sequence[str]) -> dict[str, str]:
+    """``["Emotion_=emotion", "Age_=age_group"]`` -> a label map (see :data:`DEFAULT_LABEL_MAP`)."""
+    out = {}
+    for s in specs:
+        k, sep, v = s.partition("=")
+        if not sep or not k or not v.strip() or v.strip() == "image":
+            raise InputError(f"a label mapping is PREFIX=TASK (e.g. Emotion_=emotion), not {s!r}")
+        out[k] = v.strip()
+    return out
+
+
+def task_of_label(label: str, mapping: dict[str, str]) -> str | None:
+    """The task of a label: an exact key of ``mapping`` first, else its longest matching prefix."""
+    if label in mapping:
+        return mapping[label]
+    hits = [k for k in mapping if label.startswith(k)]
+    return mapping[max(hits, key=len)] if hits else None
+
+
+def import_label_export(
+    path: str | os.PathLike[str], mapping: dict[str, str] | None = None, *, base: Path | None = None
+) -> tuple[list[Item], dict[str, list[str]], dict[str, Any]]:
+    """Items, task -> classes (sorted, as found) and a summary of a labelling-tool export.
+
+    One JSON object per line, ``{"content": "image URL or path", "annotation": {"labels": ["Emotion_Happy", "Age_20_30"]}}``
+    (Dataturks' image-classification export; a JSON list of such objects is read too).  Each label
+    goes to the task ``mapping`` gives it (:func:`task_of_label`); a label no mapping covers, or two
+    labels of one task on one image, raise :class:`ManifestError` naming the line.  Lines without an
+    annotation (not labelled yet) are skipped and counted.
+    """
+    from ..io import is_url
+
+    p = Path(path)
+    if not p.is_file():
+        raise ManifestError("no such labelling export", source=str(p))
+    mapping = dict(DEFAULT_LABEL_MAP if mapping is None else mapping)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError("is not UTF-8 text", source=str(p)) from None
+    base = base or p.parent.resolve()
+    rows: list[tuple[int, Any]] = []
+    if text.lstrip().startswith("["):
+        try:
+            rows = list(enumerate(json.loads(text), start=1))
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"bad JSON at line {e.lineno} column {e.colno}: {e.msg}", source=str(p)) from None
+    else:
+        for ln, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((ln, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ManifestError(f"line {ln}: bad JSON ({e.msg} at column {e.colno})", source=str(p)) from None
+    items: list[Item] = []
+    found: dict[str, set[str]] = {}
+    unlabelled = 0
+    for ln, obj in rows:
+        where = f"{p} line {ln}"
+        if not isinstance(obj, dict):
+            raise ManifestError(f"a {type(obj).__name__}, not an object with \"content\" and \"annotation\"", source=where)
+        src = obj.get("content")
+        if not isinstance(src, str) or not src.strip():
+            raise ManifestError('has no "content" (the image URL or path)', source=where)
+        src = src.strip()
+        if not is_url(src) and not os.path.isabs(src):
+            src = str(base / src)
+        ann = obj.get("annotation")
+        labels = ann.get("labels", ann.get("label")) if isinstance(ann, dict) else None
+        if isinstance(labels, str):
+            labels = [labels]
+        if not labels:
+            unlabelled += 1
+            continue
+        if not isinstance(labels, list) or not all(isinstance(v, str) and v.strip() for v in labels):
+            raise ManifestError('"annotation.labels" must be a list of label names', source=where)
+        lab: dict[str, str | float] = {}
+        for v in labels:
+            v = v.strip()
+            t = task_of_label(v, mapping)
+            if t is None:
+                raise ManifestError(f"label {v!r} matches no task (mappings: {', '.join(f'{k}={t}' for k, t in mapping.items())}); add one such as --map {v.split('_')[0]}_=TASK", source=where)
+            if t in lab and lab[t] != v:
+                raise ManifestError(f"two {t} labels on one image: {lab[t]!r} and {v!r}", source=where)
+            lab[t] = v
+            found.setdefault(t, set()).add(v)
+        items.append(Item(src, lab, f"{where} ({src})"))
+    if not items:
+        raise ManifestError(f"no labelled images ({unlabelled} line(s) without labels)", source=str(p))
+    tasks = {t: sorted(v) for t, v in sorted(found.items())}
+    summary = {"items": len(items), "unlabelled": unlabelled, "tasks": {t: {c: sum(it.labels.get(t) == c for it in items) for c in cl} for t, cl in tasks.items()}}
+    return items, tasks, summary
 
 
 # --- dataset importers -------------------------------------------------------------
@@ -184,6 +363,21 @@ def dataset_items(kind: str, root: Path, part: str) -> list:
         tr, va, te = split_items(import_utkface(root), [0.8, 0.1, 0.1], seed=0)
         return {"train": tr, "val": va, "test": te}[part]
     raise InputError(f"unknown dataset {kind!r} (choose from: {', '.join(DATASETS)})")
+
+
+@dataclass
+class ChipSet:
+    """Face chips ``(N, H, W, C)`` uint8 and, per task, labels: class index (-1 = missing) or age (NaN = missing)."""
+
+    images: np.ndarray
+    labels: dict[str, np.ndarray]
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, idx: np.ndarray) -> ChipSet:
+        return ChipSet(self.images[idx], {k: v[idx] for k, v in self.labels.items()}, [self.names[i] for i in idx] if self.names else [])
 
 
 # --- fetching with a cache ------------------------------------------------------------
@@ -461,15 +655,13 @@ def build_chips(
     on_item: Callable[[], None] | None = None,
     cache: bool = False,
 ):
-    """Chips and label arrays of ``items`` (a :class:`~facelab.attributes.train.ChipSet`) and the failures skipped.
+    """Chips and label arrays of ``items`` (a :class:`ChipSet`) and the failures skipped.
 
     Items that cannot be loaded (404, not an image, timeout, no face...) are listed
     in the failures and left out.  ``cache`` keeps the chips of local files on disk
     (:class:`ChipCache`) so a second run skips the work.  A label that is not among ``task_classes``
     raises :class:`ManifestError` naming the item.
     """
-    from .train import ChipSet
-
     fetcher = fetcher or Fetcher()
     for it in items:
         for t, classes in task_classes.items():

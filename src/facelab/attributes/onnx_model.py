@@ -125,6 +125,32 @@ class OnnxAttributeModel(AttributeModel):
         return outputs_to_attributes(out, self.classes, tasks, self.name)
 
 
+def epoch_model_path(path: str | os.PathLike[str], epoch: int) -> Path:
+    """Where ``facelab train attributes --keep`` writes the weights of ``epoch``: ``<stem>.epochs/epoch_NNN.onnx``."""
+    p = Path(path)
+    return p.with_name(p.stem + ".epochs") / f"epoch_{int(epoch):03d}.onnx"
+
+
+def kept_epochs(path: str | os.PathLike[str]) -> list[int]:
+    """The epochs whose weights were kept beside an attributes model (``--keep all|best:K``)."""
+    d = epoch_model_path(path, 0).parent
+    if not d.is_dir():
+        return []
+    return sorted(int(f.stem.split("_")[1]) for f in d.glob("epoch_*.onnx") if f.stem.split("_")[1].isdigit())
+
+
+def select_epoch(path: str | os.PathLike[str], epoch: int | None) -> str:
+    """The model file of ``epoch`` (``path`` itself when None); a clear error listing the kept epochs otherwise."""
+    if epoch is None:
+        return str(path)
+    p = epoch_model_path(path, epoch)
+    if not p.is_file():
+        have = kept_epochs(path)
+        listed = ", ".join(map(str, have)) if have else "none (train with --keep all or --keep best:K)"
+        raise ModelNotFoundError(f"no weights of epoch {epoch} kept beside {path}; kept epochs: {listed}")
+    return str(p)
+
+
 def warp_chips(x: np.ndarray, dx: float, dy: float, scale: float, angle: float) -> np.ndarray:
     """Chips (N, C, S, S) shifted by (dx, dy) px, scaled and rotated (degrees) about their centre; edges replicated."""
     import cv2

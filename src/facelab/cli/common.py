@@ -207,6 +207,27 @@ class Annotator:
         result.annotated = path
 
 
+@dataclass
+class CropSaver:
+    """Writes an aligned chip of every face of a result (runs inside workers), after the annotator when there is one."""
+
+    out_dir: str
+    names: dict[str, str] = field(default_factory=dict)
+    then: Any = None
+    options: dict[str, Any] = field(default_factory=dict)  # size, padding, method of facelab.save_crops
+
+    def __call__(self, image, result: ImageResult) -> None:
+        from ..api import save_crops
+
+        if self.then is not None:
+            self.then(image, result)
+        stem = os.path.splitext(self.names.get(result.source, os.path.basename(result.source)))[0]
+        save_crops(image, self.out_dir, result.faces, stem=stem, **self.options)
+
+
+SaveCropsOpt = Annotated[Optional[Path], typer.Option("--save-crops", help="Write an aligned chip of every face here (<image>_face<i>[_<name>].jpg, 150 px, dlib alignment).")]
+
+
 def run_images(
     paths: list[str],
     job: Any,
@@ -218,8 +239,13 @@ def run_images(
     extra: Callable[[Face], str] | None = None,
     require_face: bool = False,
     limit: int | None = None,
+    save_crops: Path | None = None,
+    crop_options: dict[str, Any] | None = None,
 ) -> list[ImageResult]:
-    """Process every input with ``job``; print a table (``extra(face)`` adds to each face's details) or JSON; exit with the right code."""
+    """Process every input with ``job``; print a table (``extra(face)`` adds to each face's details) or JSON; exit with the right code.
+
+    ``save_crops``: also write an aligned chip of every face to this folder (:func:`facelab.save_crops`).
+    """
     from ..runner import run_many
 
     targets = expand_inputs(paths, limit)
@@ -229,6 +255,9 @@ def run_images(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         annot = Annotator(str(out), {t.source: t.out_name for t in targets})
+    if save_crops is not None:
+        save_crops.mkdir(parents=True, exist_ok=True)
+        annot = CropSaver(str(save_crops), {t.source: t.out_name for t in targets}, annot, dict(crop_options or {}))
     results: list[ImageResult] = []
     explicit = {t.source for t in targets if t.explicit}
     it = run_many(job, [t.source for t in targets], workers=workers, post=annot)
@@ -251,6 +280,8 @@ def run_images(
         summary_table(results, extra, shown={t.source: t.shown for t in targets})
         if out is not None:
             typer.echo(f"annotated images and results.json written to {out}")
+        if save_crops is not None:
+            typer.echo(f"{sum(len(r.faces) for r in results if r.ok)} aligned face chips written to {save_crops}")
     if any(not r.ok and r.source in explicit for r in results) or all(not r.ok for r in results):
         raise typer.Exit(EXIT_BAD_INPUT)
     if require_face and any(r.ok and not r.faces for r in results):

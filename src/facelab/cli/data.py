@@ -11,7 +11,10 @@ from ..errors import NoFaceError
 from .common import err
 
 # attributes: manifests, dataset folders, URL fetching
-ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", help="JSON list of {\"image\": path-or-URL, \"age\", \"gender\", \"emotion\", \"ethnicity\", \"age_group\"}.")]
+ManifestOpt = Annotated[
+    Optional[Path],
+    typer.Option("--manifest", help="JSON list of {\"image\": path-or-URL, \"age\", \"gender\", \"emotion\", \"ethnicity\", \"age_group\"} (or {\"tasks\": your label sets, \"items\": [...]}, or a labelling-tool export .jsonl)."),
+]
 
 DatasetOpt = Annotated[Optional[tuple[str, Path]], typer.Option("--dataset", help="Import a dataset folder: fer2013 DIR or utkface DIR.")]
 
@@ -22,6 +25,14 @@ MaxMbOpt = Annotated[float, typer.Option("--max-mb", help="Largest image to down
 RetriesOpt = Annotated[int, typer.Option("--retries", help="Retries for a URL that times out or fails with 5xx.")]
 
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="Download cache folder (default ~/.cache/facelab/downloads).")]
+
+# your own label sets: labelling-tool exports, kept epochs
+LabelMapOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--map", help="Label prefix (or exact label) -> task for labelling-tool exports, e.g. Emotion_=emotion (repeatable; default: Emotion_, Not_Face -> emotion; Age_, others -> age_group; E_ -> ethnicity)."),
+]
+EpochOpt = Annotated[Optional[int], typer.Option("--epoch", min=1, help="Attributes: the weights of this epoch (kept by 'train attributes --keep all|best:K') instead of the best.")]
+BalanceOpt = Annotated[str, typer.Option("--balance", help="Class balance: none, augment (small classes augmented more), weights (class-weighted loss).")]
 
 
 def make_fetcher(timeout: float, max_mb: float, retries: int, cache: Path | None):
@@ -55,4 +66,4 @@ def embed_labelled(folder: Path, label_regex: str | None, settings: dict, no_cac
     return es
 
 
-__all__ = ["CacheOpt", "DatasetOpt", "LabelRegexOpt", "ManifestOpt", "MaxMbOpt", "NoCacheOpt", "RetriesOpt", "TimeoutOpt", "embed_labelled", "make_fetcher"]
+__all__ = ["BalanceOpt", "CacheOpt", "DatasetOpt", "EpochOpt", "LabelMapOpt", "LabelRegexOpt", "ManifestOpt", "MaxMbOpt", "NoCacheOpt", "RetriesOpt", "TimeoutOpt", "embed_labelled", "make_fetcher"]

@@ -28,6 +28,7 @@ from .common import (
     print_json,
     print_table,
 )
+from .data import LabelMapOpt
 
 dataset_app = typer.Typer(help="Build clean face datasets from raw photos (one folder per person).", no_args_is_help=True)
 
@@ -173,6 +174,27 @@ def augment(
     path0, pts0 = samples[0]
     pv = preview_grid(load_image(path0), pts0, cfg, preview or out / "preview.png", seed=seed)
     typer.echo(f"{len(rows)} augmented images and keypoints.csv written to {out}; preview grid {pv}")
+
+
+@dataset_app.command("import-labels")
+@guard
+def import_labels(
+    export: Annotated[Path, typer.Argument(help="A labelling-tool export: one JSON object per line with content (image URL or path) and annotation.labels (Dataturks).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The attributes manifest to write (JSON with the tasks and their classes).")],
+    label_map: LabelMapOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn a labelling-tool export into a facelab attributes manifest (tasks and classes read from the labels)."""
+    from ..attributes.data import import_label_export, parse_label_map, write_manifest
+
+    items, tasks, summary = import_label_export(export, parse_label_map(label_map) if label_map else None)
+    path = write_manifest(items, out, tasks=tasks)
+    if as_json:
+        print_json({"manifest": str(path), **summary})
+        return
+    typer.echo(f"{summary['items']} labelled images ({summary['unlabelled']} unlabelled skipped) -> {path}")
+    for t, cs in summary["tasks"].items():
+        typer.echo(f"  {t}: " + ", ".join(f"{c} ({n})" for c, n in cs.items()))
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,20 @@ import typer
 from rich.progress import TextColumn, TimeElapsedColumn
 
 from .common import EXIT_NO_FACE, JsonOpt, LimitOpt, QuietOpt, err, fail, guard, new_table, print_json, print_table, progress_bar
-from .data import CacheOpt, DatasetOpt, LabelRegexOpt, ManifestOpt, MaxMbOpt, NoCacheOpt, RetriesOpt, TimeoutOpt, embed_labelled, make_fetcher
+from .data import (
+    CacheOpt,
+    DatasetOpt,
+    EpochOpt,
+    LabelMapOpt,
+    LabelRegexOpt,
+    ManifestOpt,
+    MaxMbOpt,
+    NoCacheOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    embed_labelled,
+    make_fetcher,
+)
 
 evaluate_app = typer.Typer(help="Measure models on labelled data: accuracy, reports, plots.", no_args_is_help=True)
 
@@ -133,21 +146,25 @@ def evaluate_attributes(
     cache: CacheOpt = None,
     quiet: QuietOpt = False,
     limit: LimitOpt = None,
+    epoch: EpochOpt = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """Accuracy per task and MAE for age, by gender / ethnicity / age band, confusion-matrix PNGs, JSON report."""
     from ..attributes import get_attribute_model
-    from ..attributes.data import dataset_items, load_manifest
-    from ..attributes.evaluate import evaluate, write_report
+    from ..attributes.data import dataset_items, parse_label_map, read_manifest
+    from ..evaluate.attributes import evaluate, write_report
+    from ..attributes.onnx_model import select_epoch
 
     if manifest is None and dataset is None:
-        fail("give --manifest FILE or --dataset fer2013|utkface DIR")
-    m = get_attribute_model(model)
+        fail("give --manifest FILE (or a labelling-tool export .jsonl) or --dataset fer2013|utkface DIR")
+    m = get_attribute_model(select_epoch(model, epoch))
     m.prepare()
     items = []
     if dataset is not None:
         items += dataset_items(dataset[0], dataset[1], split)
     if manifest is not None:
-        items += load_manifest(manifest, classes={t: c for t, c in getattr(m, "classes", {}).items() if c and t == "age_group"})
+        mapping = parse_label_map(label_map) if label_map else None
+        items += read_manifest(manifest, classes={t: c for t, c in getattr(m, "classes", {}).items() if c}, mapping=mapping)[0]
     items = items[:limit] if limit else items
     faces_mode = faces or ("given" if dataset is not None and manifest is None else "detect")
     fetcher = make_fetcher(timeout, max_mb, retries, cache)

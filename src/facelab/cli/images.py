@@ -22,6 +22,7 @@ from .common import (
     Paths,
     QuietOpt,
     RotateOpt,
+    SaveCropsOpt,
     WorkersOpt,
     err,
     face_label,
@@ -49,11 +50,35 @@ def detect(
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
     limit: LimitOpt = None,
+    save_crops: SaveCropsOpt = None,
     require_face: Annotated[bool, typer.Option("--require-face", help="Exit 1 if an image has no face.")] = False,
 ) -> None:
     """Find faces: boxes, scores and rotation."""
     job = make_pipeline(detector, rotate, min_face, None, None)
-    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, require_face=require_face, limit=limit)
+    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, require_face=require_face, limit=limit, save_crops=save_crops)
+
+
+@guard
+def crop(
+    paths: Paths,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the chips: <image>_face<i>.jpg, largest face first.")],
+    size: Annotated[int, typer.Option("--size", min=16, max=1024, help="Chip side in pixels.")] = 150,
+    padding: Annotated[float, typer.Option("--padding", min=0.0, max=2.0, help="Margin around the face (dlib and crop methods), as a fraction of its size.")] = 0.25,
+    method: Annotated[str, typer.Option("--method", help="dlib (5-point alignment, what the embedder sees), arcface (the 112-px template) or crop (upright box crop).")] = "dlib",
+    detector: DetectorOpt = DEFAULT_DETECTOR,
+    rotate: RotateOpt = DEFAULT_ROTATE,
+    min_face: MinFaceOpt = DEFAULT_MIN_FACE,
+    as_json: JsonOpt = False,
+    workers: WorkersOpt = 1,
+    quiet: QuietOpt = False,
+    limit: LimitOpt = None,
+) -> None:
+    """Write an aligned chip of every face (detect --save-crops, with the chip's size and alignment)."""
+    if method not in ("dlib", "arcface", "crop"):
+        raise InputError(f"--method must be dlib, arcface or crop, not {method!r}")
+    job = make_pipeline(detector, rotate, min_face, None, None)
+    run_images(paths, job, out=None, workers=workers, quiet=quiet, as_json=as_json, limit=limit, save_crops=out,
+               crop_options={"size": size, "padding": padding, "method": method})
 
 
 @guard
@@ -141,6 +166,7 @@ def analyze(
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
     limit: LimitOpt = None,
+    save_crops: SaveCropsOpt = None,
     actions: Annotated[Optional[str], typer.Option("--actions", "-a", help="Attributes per face: age,gender,emotion,ethnicity (or all).")] = None,
 ) -> None:
     """Everything for every face: box, landmarks, embedding, attributes (--actions), and a name when --known is given."""
@@ -152,7 +178,7 @@ def analyze(
         prepare_models(pipe.attributes)  # a missing model fails here, once, not per image
     known_faces = load_known(known, pipe, threshold) if known is not None else None
     job = IdentifyJob(pipe, known_faces)
-    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, limit=limit, extra=face_label)
+    run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, limit=limit, extra=face_label, save_crops=save_crops)
 
 
 def load_known(folder: Path, pipe: FaceAnalysis, threshold: float | None):
@@ -226,8 +252,8 @@ def models(as_json: JsonOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (detect, landmarks, embed, verify, analyze, models):
+    for fn in (detect, crop, landmarks, embed, verify, analyze, models):
         app.command(fn.__name__)(fn)
 
 
-__all__ = ["analyze", "detect", "embed", "landmarks", "load_known", "models", "register", "verify"]
+__all__ = ["analyze", "crop", "detect", "embed", "landmarks", "load_known", "models", "register", "verify"]

@@ -33,7 +33,21 @@ from .common import (
     rotate_value,
     run_images,
 )
-from .data import CacheOpt, DatasetOpt, LabelRegexOpt, ManifestOpt, MaxMbOpt, NoCacheOpt, RetriesOpt, TimeoutOpt, embed_labelled, make_fetcher
+from .data import (
+    BalanceOpt,
+    CacheOpt,
+    DatasetOpt,
+    EpochOpt,
+    LabelMapOpt,
+    LabelRegexOpt,
+    ManifestOpt,
+    MaxMbOpt,
+    NoCacheOpt,
+    RetriesOpt,
+    TimeoutOpt,
+    embed_labelled,
+    make_fetcher,
+)
 
 train_app = typer.Typer(help="Train models on your own data (identities, attributes, landmarks...).", no_args_is_help=True)
 
@@ -54,6 +68,8 @@ def train_identities_cmd(
     min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     whole_image: Annotated[bool, typer.Option("--whole-image/--skip-no-face", help="Embed images without a detected face whole (pre-cropped face sets) or leave them out.")] = False,
     no_cache: NoCacheOpt = False,
+    balance: BalanceOpt = "none",
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the learning curve, the MLP's loss curve and the class counts as PNG beside the model.")] = True,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -77,30 +93,52 @@ def train_identities_cmd(
         if not quiet and not as_json:
             err(f"fold {done}/{total} done")
 
+    from ..train.balance import check_mode
+
+    check_mode(balance)
+    extra = None
+    if balance == "augment":
+        from ..train.dataset import augment_rows
+
+        extra = augment_rows(es, seed=seed, cache=not no_cache, progress=not quiet)
+        err(f"{len(extra.source)} augmented copies of the photos of people with fewer photos")
     res = train_identities(
         es, model, folds=folds, grid=grid_d, seed=seed, threshold=threshold, progress=progress,
-        dataset={"root": str(folder.resolve()), "label_regex": label_regex, **es.summary()},
+        dataset={"root": str(folder.resolve()), "label_regex": label_regex, **es.summary()}, balance=balance, extra=extra,
     )
     path = res.model.save(output or Path(f"identities-{model}.npz"))
+    pngs = _plots(lambda: res.plots(es, Path(path).parent, Path(path).stem, folds=min(folds, 5), seed=seed)) if plots else []
     cv = res.cv
     for note in cv.notes + [f"on the whole set: {n}" for n in {r["note"] for r in res.grid_rows if r.get("note")}]:
         err(note)
     if cv.folds < folds:
         err(f"--folds {folds}: the person with the fewest images has {cv.folds}, so {cv.folds}-fold cross-validation was used")
     if as_json:
-        print_json({"model_file": path, "params": res.final_params, "threshold": res.model.threshold, "cv": cv.to_dict(), "grid_search": res.grid_rows})
+        print_json({"model_file": path, "params": res.final_params, "threshold": res.model.threshold, "cv": cv.to_dict(), "grid_search": res.grid_rows,
+                    "balance": res.model.meta["balance"], "plots": pngs})
         return
     typer.echo(f"{len(es)} images of {len(es.classes)} people, {model} ({res.model.meta['approach']})")
     typer.echo("fold accuracy: " + "  ".join(f"{a:.4f}" for a in cv.fold_accuracy))
     typer.echo(f"{cv.folds}-fold CV accuracy: {cv.mean_accuracy:.4f} ± {cv.std_accuracy:.4f}")
     typer.echo(f"parameters: {json.dumps(res.final_params)}   open-set threshold: {res.model.threshold:.4f} (open-set accuracy {cv.open_set_accuracy:.4f} on the out-of-fold distances that chose it: optimistic)")
-    typer.echo(f"model written to {path}")
+    typer.echo(f"model written to {path}" + (f"; plots: {', '.join(Path(p).name for p in pngs)}" if pngs else ""))
+
+
+def _plots(draw) -> list[str]:
+    """Draw a trainer's PNGs; without matplotlib, say so and go on (the JSON history is written anyway)."""
+    from ..errors import FacelabError
+
+    try:
+        return draw()
+    except FacelabError as e:
+        err(f"no plots: {e}")
+        return []
 
 
 @guard
 def train_landmarks_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Folder with keypoints.csv (image, x0, y0, ... x67, y67) and images/.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt (resumable), train.log, landmarks68.onnx.")] = Path("runs/landmarks"),
+    data: Annotated[Path, typer.Option("--data", help="Folder with keypoints.csv (image, x0, y0, ... x67, y67, or any number of points) and images/, or the CSV.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt (resumable), train.log, curves_*.png, landmarks<K>.onnx.")] = Path("runs/landmarks"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 40,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     lr: Annotated[float, typer.Option("--lr")] = 3e-3,
@@ -108,15 +146,18 @@ def train_landmarks_cmd(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="PyTorch threads.")] = 1,
     limit: LimitOpt = None,
+    val_limit: Annotated[Optional[int], typer.Option("--val-limit", min=1, help="Use only the first N validation images (a quick try).")] = None,
+    points: Annotated[Optional[int], typer.Option("--points", min=1, help="Points per face the CSV must have (default: as many as its header has, e.g. 68 or 15).")] = None,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from the weights of an earlier run (its best.pt): fine-tuning.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train the small 68-point CNN (persons split train/val/test by name hash; test is never used) and export ONNX."""
+    """Train the small landmark CNN on 68 points or any point set (persons split train/val/test by name hash; test is never used) and export ONNX."""
     from ..datasets.augment import preset
     from ..train.landmarks import TrainConfig, train_landmarks
 
     preset(augment)  # fail early on a bad name
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed, threads=threads, limit=limit, init=str(init) if init else None)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, seed=seed, threads=threads, limit=limit, init=str(init) if init else None,
+                      val_limit=val_limit, num_points=points)
     log = (lambda m: None) if quiet else err
     rows: list[dict] = []
 
@@ -127,7 +168,8 @@ def train_landmarks_cmd(
         typer.echo(f"{r['epoch'] + 1:>3}/{epochs:<3} {r['train_nme']:>10.4f} {r['val_nme']:>9.4f} {100 * r['val_fail']:>8.1f}% {r['lr']:>9.2e} {r['s']:>6.1f}")
 
     s = train_landmarks(data, out, cfg, progress=not quiet, log=log, on_epoch=on_epoch)
-    typer.echo(f"best val NME {s['val_nme']:.4f} at epoch {s['best_epoch']}; model {s['onnx']} (use it with --model {s['onnx']})")
+    typer.echo(f"{s['num_points']} points: best val NME {s['val_nme']:.4f} at epoch {s['best_epoch']}; model {s['onnx']} (use it with --model {s['onnx']}); "
+               f"curves: {', '.join(Path(p).name for p in s['plots']) or 'none'}")
 
 
 @guard
@@ -156,17 +198,23 @@ def train_attributes(
     max_mb: MaxMbOpt = 20.0,
     retries: RetriesOpt = 2,
     cache: CacheOpt = None,
+    labels_from: Annotated[Optional[Path], typer.Option("--labels-from", help="A labelling-tool export (JSONL: content + annotation.labels, e.g. Dataturks): your own label sets.")] = None,
+    label_map: LabelMapOpt = None,
+    balance: BalanceOpt = "none",
+    keep: Annotated[str, typer.Option("--keep", help="Weights kept besides the best: best, all (every epoch) or best:K; pick one later with --epoch N.")] = "best",
     quiet: QuietOpt = False,
 ) -> None:
     """Train one multi-task network (one head per labelled task; missing labels are masked) and export ONNX."""
     from dataclasses import replace
 
-    from ..attributes.data import ChipSpec, dataset_items, load_manifest, measure_framing, split_items
-    from ..attributes.labels import FIXED_CLASSES, TASKS
-    from ..attributes.train import TaskSpec, TrainConfig, export_onnx
+    from ..attributes.data import ChipSpec, dataset_items, import_label_export, measure_framing, parse_label_map, read_manifest, split_items, task_classes
+    from ..train.attributes import TaskSpec, TrainConfig, _kept_epochs, export_epochs, export_onnx
+    from ..train.balance import check_mode
 
-    if manifest is None and dataset is None:
-        fail("give --manifest FILE and/or --dataset fer2013|utkface DIR")
+    if manifest is None and dataset is None and labels_from is None:
+        fail("give --manifest FILE, --labels-from EXPORT.jsonl and/or --dataset fer2013|utkface DIR")
+    check_mode(balance)
+    _kept_epochs(keep)
     if model_input not in ("chip", "embedding:dlib"):
         fail(f"--input must be chip or embedding:dlib, not {model_input!r}")
     if faces not in (None, "given", "detect"):
@@ -179,8 +227,18 @@ def train_attributes(
         kind, root = dataset
         train_items += dataset_items(kind, root, "train")
         val_items += dataset_items(kind, root, "val")
+    declared: dict[str, list[str]] = {}
+    m_items = []
     if manifest is not None:
-        m_items = load_manifest(manifest)
+        m_items, declared = read_manifest(manifest)
+    if labels_from is not None:
+        l_items, l_tasks, summary = import_label_export(labels_from, parse_label_map(label_map) if label_map else None)
+        for t, cl in l_tasks.items():
+            declared[t] = sorted(set(declared.get(t, [])) | set(cl))
+        err(f"{labels_from}: {summary['items']} labelled images ({summary['unlabelled']} unlabelled skipped); "
+            + "; ".join(f"{t}: {', '.join(f'{c} {n}' for c, n in cs.items())}" for t, cs in summary["tasks"].items()))
+        m_items += l_items
+    if m_items:
         if val_manifest is None and dataset is None and val_fraction > 0 and len(m_items) >= 10:
             m_tr, m_va = split_items(m_items, [1 - val_fraction, val_fraction], seed=seed)
             train_items += m_tr
@@ -188,25 +246,15 @@ def train_attributes(
         else:
             train_items += m_items
     if val_manifest is not None:
-        val_items += load_manifest(val_manifest)
+        v_items, v_declared = read_manifest(val_manifest, classes=declared)
+        val_items += v_items
+        for t, cl in v_declared.items():
+            declared.setdefault(t, cl)
     if not train_items:
         fail("no training items")
-    wanted = [t.strip() for t in tasks.split(",")] if tasks else list(TASKS)
-    bad = [t for t in wanted if t not in TASKS]
-    if bad:
-        fail(f"unknown task {bad[0]!r} (choose from: {', '.join(TASKS)})")
-    present = [t for t in wanted if any(t in it.labels for it in train_items)]
-    if not present:
-        fail("the training items have no labels for the tasks asked for")
-    classes: dict[str, list[str]] = {}
-    for t in present:
-        if t == "age":
-            classes[t] = []
-        elif t in FIXED_CLASSES:
-            classes[t] = list(FIXED_CLASSES[t])
-        else:
-            classes[t] = sorted({str(it.labels[t]) for it in train_items if t in it.labels})
-    faces_mode = faces or ("given" if dataset is not None and manifest is None else "detect")
+    classes = task_classes(train_items, declared, [t.strip() for t in tasks.split(",")] if tasks else None)
+    present = list(classes)
+    faces_mode = faces or ("given" if dataset is not None and not m_items else "detect")
     spec = ChipSpec(size=size if model_input == "chip" else 150, channels=3 if color or model_input != "chip" else 1, faces=faces_mode, padding=0.25, input=model_input)
     if faces_mode == "given":
         from ..errors import FacelabError
@@ -231,7 +279,7 @@ def train_attributes(
     err(f"{len(train_set)} training and {len(val_set) if val_set else 0} validation faces; {len(train_fail) + len(val_fail)} skipped ({time.time() - t0:.0f} s)")
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, size=spec.size, channels=spec.channels,
-        widths=tuple(int(w) for w in widths.split(",")), threads=threads, input=model_input, max_minutes=max_minutes,
+        widths=tuple(int(w) for w in widths.split(",")), threads=threads, input=model_input, max_minutes=max_minutes, balance=balance, keep=keep,
     )
     task_specs = [TaskSpec(t, classes[t]) for t in present]
     ck = checkpoint or out.with_suffix(".ckpt")
@@ -245,8 +293,10 @@ def train_attributes(
         },
     }
     export_onnx(res, out, meta)
+    kept = export_epochs(res, out, meta)
     report = {**meta, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}, "training": res.summary(),
-              "failures": [f.to_dict() for f in train_fail + val_fail]}
+              "failures": [f.to_dict() for f in train_fail + val_fail], "balance": res.balance,
+              "kept_epochs": {str(e): str(p) for e, p in zip(res.kept, kept)}, "plots": _plots(lambda: res.plots(out))}
     rep = out.with_suffix(".report.json")
     rep.write_text(json.dumps(report, indent=2))
     if ck.exists():
@@ -266,7 +316,7 @@ def train_ensemble(
     half: Annotated[bool, typer.Option("--half", help="Store the weights as float16 (half the file; inference still computes in float32).")] = False,
 ) -> None:
     """Average attribute models (e.g. the same net trained with different seeds) into one ONNX file."""
-    from ..attributes.ensemble import merge_models
+    from ..train.ensemble import merge_models
     from ..attributes.onnx_model import tta_warps
 
     if out.suffix.lower() != ".onnx":
@@ -278,7 +328,7 @@ def train_ensemble(
 
 
 def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool):
-    from ..attributes.train import train
+    from ..train.attributes import train
 
     def line(log) -> str:
         m = " ".join(f"{k} {v:.4f}" for k, v in log.metrics.items())
@@ -353,9 +403,18 @@ def predict_cmd(
     workers: WorkersOpt = 1,
     quiet: QuietOpt = False,
     limit: LimitOpt = None,
+    epoch: EpochOpt = None,
 ) -> None:
     """Run a model facelab trained (identity classifier .npz, attributes .onnx) on every face of the images."""
     from ..train.predict import PredictOptions, predict_job
+
+    if epoch is not None:
+        from ..attributes.onnx_model import select_epoch
+        from ..errors import InputError
+
+        if model.suffix.lower() != ".onnx":
+            raise InputError("--epoch picks the kept weights of an attributes .onnx model", source=str(model))
+        model = Path(select_epoch(model, epoch))
 
     job = predict_job(model, PredictOptions(detector=detector, rotate=rotate_value(rotate), min_face=min_face, top_k=top_k, whole_image=whole_image))
     run_images(paths, job, out=out, workers=workers, quiet=quiet, as_json=as_json, limit=limit, extra=face_label)

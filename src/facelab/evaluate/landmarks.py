@@ -71,8 +71,12 @@ def split_of(person: str, val: float = 0.10, test: float = 0.15) -> str:
     return "train"
 
 
-def read_keypoints(data: str | os.PathLike[str]) -> list[KeypointSample]:
-    """Samples of a keypoints folder (``keypoints.csv`` + ``images/``) or of a CSV file (images beside it or in ``images/``)."""
+def read_keypoints(data: str | os.PathLike[str], *, num_points: int | None = 68) -> list[KeypointSample]:
+    """Samples of a keypoints folder (``keypoints.csv`` + ``images/``) or of a CSV file (images beside it or in ``images/``).
+
+    ``num_points``: the points each row must have (``None``: any number, read from the header
+    ``image, x0, y0, ... x{K-1}, y{K-1}``, e.g. a 15-point eyes/nose/mouth set).
+    """
     p = Path(data)
     csv_path = p / "keypoints.csv" if p.is_dir() else p
     if not csv_path.is_file():
@@ -83,8 +87,10 @@ def read_keypoints(data: str | os.PathLike[str]) -> list[KeypointSample]:
     with open(csv_path, newline="") as f:
         rows = csv.reader(f)
         header = next(rows, None)
-        if not header or len(header) != 1 + 136:
-            raise InputError(f"expected a header 'image, x0, y0, ... x67, y67' (137 columns), got {len(header or [])}", source=str(csv_path))
+        k = num_points if num_points is not None else (len(header) - 1) // 2 if header else 0
+        if not header or len(header) != 1 + 2 * k or k < 1:
+            want = f"'image, x0, y0, ... x{k - 1}, y{k - 1}' ({1 + 2 * k} columns)" if num_points else "'image, x0, y0, x1, y1, ...' (an odd number of columns)"
+            raise InputError(f"expected a header {want}, got {len(header or [])}", source=str(csv_path))
         for ln, row in enumerate(rows, start=2):
             if not row:
                 continue
@@ -92,9 +98,9 @@ def read_keypoints(data: str | os.PathLike[str]) -> list[KeypointSample]:
                 vals = np.array([float(v) for v in row[1:]], dtype=np.float32)
             except ValueError:
                 raise InputError(f"line {ln}: non-numeric coordinate", source=str(csv_path)) from None
-            if vals.shape != (136,) or not np.isfinite(vals).all():
-                raise InputError(f"line {ln}: expected 136 finite coordinates", source=str(csv_path))
-            out.append(KeypointSample(str(img_dir / row[0]), vals.reshape(68, 2), person_of(row[0])))
+            if vals.shape != (2 * k,) or not np.isfinite(vals).all():
+                raise InputError(f"line {ln}: expected {2 * k} finite coordinates", source=str(csv_path))
+            out.append(KeypointSample(str(img_dir / row[0]), vals.reshape(k, 2), person_of(row[0])))
     if not out:
         raise InputError("no annotated images in the CSV", source=str(csv_path))
     return out
@@ -111,9 +117,15 @@ def points_box(points: np.ndarray) -> Box:
     return Box(float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max()))
 
 
+def inner_points(points: np.ndarray) -> np.ndarray:
+    """Brows, eyes, nose and mouth: points 17-67 of the 68-point layout; every point of other sets."""
+    p = np.asarray(points)
+    return p[17:] if len(p) == 68 else p
+
+
 def match_face(faces: Sequence[Face], points: np.ndarray, min_iou: float = 0.25) -> Face | None:
-    """The detection that best overlaps the box of the true points (inner points 17-67), or None."""
-    gt = points_box(np.asarray(points)[17:])
+    """The detection that best overlaps the box of the true points (inner points 17-67 of 68; all points of other sets), or None."""
+    gt = points_box(inner_points(points))
     best, best_iou = None, min_iou
     for f in faces:
         v = f.bounds().iou(gt)
@@ -243,7 +255,9 @@ def evaluate_landmarks(
     """Score every model on the same detected faces of ``samples`` (see the module docstring)."""
     faces, missed = prepare_faces(samples, detector, progress)
     if not faces:
-        raise InputError(f"the detector {detector!r} found none of the {len(samples)} annotated faces")
+        from ..errors import NothingEvaluatedError
+
+        raise NothingEvaluatedError(f"nothing evaluated: the detector {detector!r} found none of the {len(samples)} annotated faces")
     return [score_model(m, faces, missed=len(missed), name=_model_name(m), progress=progress) for m in models]
 
 
@@ -306,6 +320,7 @@ __all__ = [
     "person_of",
     "points_box",
     "prepare_faces",
+    "inner_points",
     "read_keypoints",
     "score_model",
     "split_of",

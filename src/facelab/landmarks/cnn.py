@@ -1,10 +1,11 @@
-"""A small CNN for 68 landmarks, trained by facelab (``facelab train landmarks``), run with onnxruntime.
+"""A small CNN for 68 landmarks (or any point set), trained by facelab (``facelab train landmarks``), run with onnxruntime.
 
 The network sees a square grey crop around the detector's box (turned upright
 for faces found by the rotation sweep) and returns 68 points in that crop
 (heatmaps + soft-argmax).  How the crop is made is stored in the ONNX file's
 metadata (``input_size``, ``crop_scale``, ``y_shift``), so a model trained with
-other settings runs the same way:
+other settings runs the same way (``num_points`` says how many points it gives:
+68, or e.g. 15 for a model trained on a 15-point CSV):
 
 * centre: the box centre moved down by ``y_shift`` x the box side;
 * side: ``crop_scale`` x the box side; resized to ``input_size`` pixels.
@@ -73,7 +74,7 @@ def read_spec(meta: dict[str, str]) -> CropSpec:
 
 
 class OnnxLandmarker(Landmarker):
-    """68 points from a facelab-trained ONNX landmark model."""
+    """68 points (or the ``num_points`` of its metadata) from a facelab-trained ONNX landmark model."""
 
     scheme = "68"
     num_points = 68
@@ -102,9 +103,14 @@ class OnnxLandmarker(Landmarker):
         path = self.model_file()
         self._sess = ort_session(path, self.threads, default_threads=1, what="landmark model")
         meta = self._sess.get_modelmeta().custom_metadata_map
-        if meta.get("facelab") != "landmarks68":
+        if meta.get("facelab") not in ("landmarks68", "landmarks"):
             raise ModelError(f"{path} is not a facelab landmark model (no 'facelab=landmarks68' metadata); train one with `facelab train landmarks`")
         self.spec = read_spec(meta)
+        try:
+            self.num_points = int(meta.get("num_points", 68))
+        except ValueError:
+            raise ModelError(f"{path}: bad num_points in its metadata ({meta.get('num_points')!r})") from None
+        self.scheme = "68" if self.num_points == 68 else str(self.num_points)
         self._input = self._sess.get_inputs()[0].name
 
     def crops(self, image: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -118,11 +124,12 @@ class OnnxLandmarker(Landmarker):
             return []
         x, mats = self.crops(image, faces)
         n = len(faces)
-        if self.flip:
+        flip = self.flip and self.num_points == 68  # the mirror's point order is known for the 68-point layout only
+        if flip:
             x = np.concatenate([x, x[..., ::-1]])
         with self._lock:  # one session, many threads: onnxruntime is thread-safe, but keep the pool size bounded
-            out = self._sess.run(None, {self._input: np.ascontiguousarray(x)})[0].reshape(-1, 68, 2)
-        if self.flip:
+            out = self._sess.run(None, {self._input: np.ascontiguousarray(x)})[0].reshape(-1, self.num_points, 2)
+        if flip:
             mirrored = out[n:][:, FLIP_68].copy()
             # pixel j of the mirror is pixel S-1-j: in the network's [0, 1] units x -> (S-1)/S - x
             mirrored[..., 0] = (self.spec.input_size - 1) / self.spec.input_size - mirrored[..., 0]

@@ -68,6 +68,25 @@ def inter_ocular(points: np.ndarray) -> np.ndarray | float:
     return np.linalg.norm(p[..., a, :2] - p[..., b, :2], axis=-1)
 
 
+#: Outer eye corners of the 15-point view (:data:`SIMPLE_15`): its inter-ocular distance.
+OUTER_EYE_CORNERS_15 = (0, 4)
+
+
+def normalizing_distance(points: np.ndarray) -> np.ndarray | float:
+    """The distance an NME divides by, for one (K, 2) or many (N, K, 2) shapes of any point set.
+
+    68 points: the outer eye corners (36, 45); 15 points (the :data:`SIMPLE_15` layout): its outer
+    eye corners (0, 4); any other set: the square root of the area of the points' bounding box.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    k = p.shape[-2]
+    if k in (68, 15):
+        a, b = OUTER_EYE_CORNERS if k == 68 else OUTER_EYE_CORNERS_15
+        return np.linalg.norm(p[..., a, :2] - p[..., b, :2], axis=-1)
+    span = p[..., :2].max(axis=-2) - p[..., :2].min(axis=-2)
+    return np.sqrt(span[..., 0] * span[..., 1])
+
+
 def simple_view(lm: Landmarks) -> Landmarks:
     """The 15-point eyes/nose/mouth view of 68 landmarks (scheme ``"15"``, drawn with the fixed colours)."""
     if lm.scheme != "68":
@@ -77,4 +96,4 @@ def simple_view(lm: Landmarks) -> Landmarks:
     return Landmarks(pts.astype(np.float32), f"{lm.model}:simple15", "15")
 
 
-__all__ = ["EVAL_REGIONS", "FLIP_68", "OUTER_EYE_CORNERS", "SIMPLE_15", "flip_points", "inter_ocular", "simple_view"]
+__all__ = ["EVAL_REGIONS", "FLIP_68", "OUTER_EYE_CORNERS", "OUTER_EYE_CORNERS_15", "SIMPLE_15", "flip_points", "inter_ocular", "normalizing_distance", "simple_view"]

@@ -21,7 +21,8 @@ images.  Anchors (one per 4x4 cell) near a face centre are positives; binary
 cross-entropy on scores, smooth-L1 on boxes (relative to the face size), and
 the original network's keypoints (as a teacher) keep the 6 keypoints.  Every
 epoch writes a checkpoint (``--work DIR``; ``--resume`` continues) and a line
-of JSON to ``train_log.jsonl`` with the validation recall / precision.
+of JSON to ``train_log.jsonl`` with the validation recall / precision, redrawn as
+``curves_loss.png`` / ``curves_accuracy.png`` after every epoch.
 """
 
 from __future__ import annotations
@@ -471,10 +472,31 @@ def train(args: argparse.Namespace) -> Path:
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch}, work / "last.tmp")
         os.replace(work / "last.tmp", ck)
         log(rec)
+        plot_log(work)
     net.eval()
     out = export_onnx(net, work / "blazeface_ft.onnx")
     log(f"exported {out}")
     return out
+
+
+def plot_log(work: Path) -> list[str]:
+    """``curves_loss.png`` (classification, box and keypoint losses) and ``curves_accuracy.png`` (validation recall / precision) from ``train_log.jsonl``."""
+    from ..errors import FacelabError
+    from ..train.curves import plot_curves
+
+    log = work / "train_log.jsonl"
+    rows = []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        r = json.loads(line)
+        if "epoch" not in r:
+            continue
+        row = {"epoch": r["epoch"] + 1, **{f"train_loss_{k}": r[k] for k in ("cls", "box", "kp") if k in r}}
+        row.update({f"val_{k}": r["val"][k] for k in ("recall", "precision", "recall_small") if k in r.get("val", {})})
+        rows.append(row)
+    try:
+        return plot_curves(rows, work, prefix="curves", title="blazeface fine-tuning")
+    except FacelabError:  # no matplotlib: the JSON log is still there
+        return []
 
 
 def export_onnx(net, path: Path) -> Path:

@@ -229,6 +229,72 @@ def embed_dataset(
     )
 
 
+@dataclass
+class Extra:
+    """Training-only rows added to a set: augmented copies of images (``source``: the row of the original they come from)."""
+
+    vectors: np.ndarray
+    labels: np.ndarray
+    source: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int, dtype) -> Extra:
+        return cls(np.zeros((0, dim), np.float32), np.zeros(0, dtype), np.zeros(0, np.int64))
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """Indices of the extra rows made from ``rows`` of the original set."""
+        return np.flatnonzero(np.isin(self.source, rows))
+
+
+def augment_rows(
+    es: EmbeddedSet, *, preset_name: str = "light", seed: int = 0, cap: int | None = None, cache: EmbeddingCache | bool = True, progress: bool = False
+):
+    """Augmented copies of the images of small classes, embedded like the originals (``balance="augment"``).
+
+    A person with ``n`` images gets ``min(cap, round(n_max / n)) - 1`` augmented copies of each
+    (:class:`facelab.datasets.augment.Augmenter`, preset ``light``: small rotation, scale, shift,
+    brightness/contrast, blur, noise), so small classes are augmented more and every class ends
+    near ``n_max``.  Copies where no face is found are dropped.  Returns a
+    :class:`Extra` (``source`` = the original's row).
+    """
+    from ..datasets.augment import Augmenter, preset
+    from ..gallery.faces import choose_face, enroll_pipeline
+    from .balance import MAX_REPEAT, class_counts, repeat_factors
+
+    reps = repeat_factors(class_counts(es.labels), cap or MAX_REPEAT)
+    jobs = [(i, c) for i, lab in enumerate(es.labels.tolist()) for c in range(1, reps.get(str(lab), 1))]
+    if not jobs:
+        return Extra.empty(es.vectors.shape[1], es.labels.dtype)
+    st = es.settings
+    pipe = enroll_pipeline(st.get("embedder", "dlib"), st.get("detector", "hog"), min_face=st.get("min_face", 40), rotate=st.get("rotate", "auto"), flip=st.get("flip", True))
+    store = EmbeddingCache() if cache is True else (cache or None)
+    vecs, labels, source = [], [], []
+    try:
+        for i, copy in track(jobs, len(jobs), "augmenting small classes", show=progress):
+            settings = {**st, "augment": preset_name, "copy": copy, "seed": seed}
+            key = store.key(es.paths[i], settings) if store is not None else None
+            got = store.get(key) if key is not None else None
+            if got is None:
+                aug = Augmenter(preset(preset_name), seed=(seed * 1_000_003 + i * 101 + copy) % 2**31)
+                image, _ = aug(load_image(es.paths[i]), np.zeros((0, 2), np.float32))
+                choice = choose_face(image, pipe, fallback=bool(st.get("fallback", False)))
+                vec = None if choice is None else choice.face.embedding.vector
+                if key is not None:
+                    store.put(key, vec, 0 if choice is None else choice.n_faces, False, None if vec is not None else "no face found")
+            else:
+                vec = got[0]
+            if vec is not None:
+                vecs.append(vec)
+                labels.append(es.labels[i])
+                source.append(i)
+    finally:
+        if store is not None and cache is True:
+            store.close()
+    if not vecs:
+        return Extra.empty(es.vectors.shape[1], es.labels.dtype)
+    return Extra(np.stack(vecs).astype(np.float32), np.array(labels, dtype=es.labels.dtype), np.array(source, np.int64))
+
+
 #: The research sets facelab measures itself on (``../shared/data``; never shipped): sub-folder, label
 #: regex, fewest images per person kept, the detector's ``min_face`` and whole-image fallback.
 #: ORL's 92x112 faces are all found with min_face=40; Yale's 320x243 frames need no upsampling
@@ -248,4 +314,4 @@ def reference_set(name: str, data_root: str | os.PathLike[str], *, progress: boo
     return embed_dataset(items, min_face=s["min_face"], fallback=s["fallback"], progress=progress, description=name)
 
 
-__all__ = ["REFERENCE_SETS", "EmbeddedSet", "EmbeddingCache", "LabeledImage", "embed_dataset", "facelab_home", "identity_dataset", "reference_set"]
+__all__ = ["REFERENCE_SETS", "EmbeddedSet", "Extra", "augment_rows", "EmbeddingCache", "LabeledImage", "embed_dataset", "facelab_home", "identity_dataset", "reference_set"]

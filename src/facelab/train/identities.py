@@ -40,7 +40,8 @@ import numpy as np
 from ..embed import distances, metric_of
 from ..errors import InputError, ModelError
 from ..types import Candidate, Face, Identity
-from .dataset import EmbeddedSet
+from .balance import check_mode, class_counts, effective_counts
+from .dataset import EmbeddedSet, Extra
 
 KIND = "identities"
 FORMAT_VERSION = 1
@@ -74,24 +75,30 @@ def _sklearn():
         raise ModelError("training identity classifiers needs scikit-learn: pip install 'facelab[identities]'") from None
 
 
-def _fit(kind: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """Fit ``kind`` on standardised ``X`` and return its parameters as arrays (see :func:`_scores`)."""
+def _fit(kind: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int = 0, balanced: bool = False) -> dict[str, np.ndarray]:
+    """Fit ``kind`` on standardised ``X`` and return its parameters as arrays (see :func:`_scores`).
+
+    ``balanced``: class-weighted loss (``n / (n_classes * n_class)``) for svm, logreg and mlp.
+    """
     _sklearn()
+    cw = "balanced" if balanced else None
     if kind == "svm":
         from sklearn.svm import SVC
 
         # libsvm's one-vs-one linear SVM: as accurate as LinearSVC here and ~40x faster on a few hundred faces
-        clf = SVC(kernel="linear", C=float(params.get("C", 1.0))).fit(X, y)
+        clf = SVC(kernel="linear", C=float(params.get("C", 1.0)), class_weight=cw).fit(X, y)
         return {"coef": clf.coef_.astype(np.float32), "intercept": clf.intercept_.astype(np.float32), "classes": clf.classes_}
     if kind == "logreg":
         from sklearn.linear_model import LogisticRegression
 
-        clf = LogisticRegression(C=float(params.get("C", 10.0)), max_iter=2000).fit(X, y)
+        clf = LogisticRegression(C=float(params.get("C", 10.0)), max_iter=2000, class_weight=cw).fit(X, y)
         coef, icpt = clf.coef_, clf.intercept_
         if coef.shape[0] == 1:  # two classes: sklearn keeps one row
             coef, icpt = np.vstack([-coef, coef]) / 2, np.array([-icpt[0], icpt[0]]) / 2
         return {"coef": coef.astype(np.float32), "intercept": icpt.astype(np.float32), "classes": clf.classes_}
     if kind == "knn":
+        if balanced:
+            raise InputError("balance 'weights' does not apply to knn (no loss to weight): use balance 'augment'")
         classes = np.unique(y)
         return {
             "train": X.astype(np.float32),
@@ -112,12 +119,20 @@ def _fit(kind: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: 
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(X, y)
+            if balanced:
+                from sklearn.utils.class_weight import compute_sample_weight
+
+                clf.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+            else:
+                clf.fit(X, y)
         w1, w2 = clf.coefs_
         b1, b2 = clf.intercepts_
         if w2.shape[1] == 1:  # two classes: logistic output
             w2, b2 = np.hstack([-w2, w2]) / 2, np.array([-b2[0], b2[0]]) / 2
-        return {"w1": w1.astype(np.float32), "b1": b1.astype(np.float32), "w2": w2.astype(np.float32), "b2": b2.astype(np.float32), "classes": clf.classes_}
+        return {
+            "w1": w1.astype(np.float32), "b1": b1.astype(np.float32), "w2": w2.astype(np.float32), "b2": b2.astype(np.float32), "classes": clf.classes_,
+            "loss_curve": np.asarray(clf.loss_curve_, np.float32),
+        }
     raise InputError(f"unknown classifier {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
@@ -169,11 +184,11 @@ class _Fitted:
     params: dict[str, np.ndarray]
 
     @classmethod
-    def fit(cls, kind: str, hp: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int = 0) -> _Fitted:
+    def fit(cls, kind: str, hp: dict[str, Any], X: np.ndarray, y: np.ndarray, seed: int = 0, balanced: bool = False) -> _Fitted:
         mean = X.mean(0)
         scale = X.std(0)
         scale[scale < 1e-8] = 1.0
-        return cls(kind, mean.astype(np.float32), scale.astype(np.float32), _fit(kind, hp, (X - mean) / scale, y, seed))
+        return cls(kind, mean.astype(np.float32), scale.astype(np.float32), _fit(kind, hp, (X - mean) / scale, y, seed, balanced))
 
     @property
     def classes(self) -> np.ndarray:
@@ -195,8 +210,22 @@ def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarra
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
-def _select(kind: str, grid: dict[str, list], X: np.ndarray, y: np.ndarray, seed: int, inner: int = 3) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The grid point with the best mean accuracy over an inner stratified CV (ties: the first)."""
+def _train_rows(X: np.ndarray, y: np.ndarray, rows: np.ndarray, extra: Extra | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training rows ``rows`` plus the extra (augmented) rows made from them: X, y and each row's original index."""
+    if extra is None or not len(extra.source):
+        return X[rows], y[rows], rows
+    e = extra.of(rows)
+    return np.concatenate([X[rows], extra.vectors[e]]), np.concatenate([y[rows], extra.labels[e]]), np.concatenate([rows, extra.source[e]])
+
+
+def _select(
+    kind: str, grid: dict[str, list], X: np.ndarray, y: np.ndarray, seed: int, inner: int = 3, *, extra: Extra | None = None, rows: np.ndarray | None = None,
+    balanced: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The grid point with the best mean accuracy over an inner stratified CV (ties: the first).
+
+    ``rows``: the original indices of ``X`` (so that the augmented copies in ``extra`` follow their originals into the inner training folds).
+    """
     points = _grid_points(grid)
     if len(points) == 1:
         return points[0], [{"params": points[0], "accuracy": None}]
@@ -206,12 +235,20 @@ def _select(kind: str, grid: dict[str, list], X: np.ndarray, y: np.ndarray, seed
         return points[0], [{"params": hp, "accuracy": None, "note": note} for hp in points]
     k = min(inner, smallest)
     splits = _folds(y, k, seed)
-    rows = []
+    rows = np.arange(len(y)) if rows is None else rows
+
+    def fit_on(tr: np.ndarray) -> _Fitted:
+        if extra is None:
+            return _Fitted.fit(kind, hp, X[tr], y[tr], seed, balanced)
+        e = extra.of(rows[tr])
+        return _Fitted.fit(kind, hp, np.concatenate([X[tr], extra.vectors[e]]), np.concatenate([y[tr], extra.labels[e]]), seed, balanced)
+
+    rows_out = []
     for hp in points:
-        accs = [float((_Fitted.fit(kind, hp, X[tr], y[tr], seed).predict(X[te]) == y[te]).mean()) for tr, te in splits]
-        rows.append({"params": hp, "accuracy": float(np.mean(accs))})
-    best = max(range(len(rows)), key=lambda i: (rows[i]["accuracy"], -i))
-    return rows[best]["params"], rows
+        accs = [float((fit_on(tr).predict(X[te]) == y[te]).mean()) for tr, te in splits]
+        rows_out.append({"params": hp, "accuracy": float(np.mean(accs))})
+    best = max(range(len(rows_out)), key=lambda i: (rows_out[i]["accuracy"], -i))
+    return rows_out[best]["params"], rows_out
 
 
 def nearest_class_distances(X: np.ndarray, train: np.ndarray, train_y: np.ndarray, n_classes: int, metric: str) -> np.ndarray:
@@ -263,8 +300,16 @@ class CVResult:
         }
 
 
-def cross_validate(es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10, grid: dict[str, list] | None = None, seed: int = 0, progress=None) -> CVResult:
-    """Stratified k-fold CV with the hyper-parameters chosen inside each training fold; out-of-fold predictions and distances."""
+def cross_validate(
+    es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10, grid: dict[str, list] | None = None, seed: int = 0, progress=None,
+    balance: str = "none", extra: Extra | None = None,
+) -> CVResult:
+    """Stratified k-fold CV with the hyper-parameters chosen inside each training fold; out-of-fold predictions and distances.
+
+    ``balance="weights"`` fits class-weighted classifiers; ``extra`` (augmented copies, see
+    :func:`facelab.train.dataset.augment_rows`) joins a training fold only with its original image,
+    and is never scored.
+    """
     _sklearn()
     from threadpoolctl import threadpool_limits
 
@@ -282,6 +327,8 @@ def cross_validate(es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10,
     if k < 2:
         raise InputError("need at least 2 folds")
     grid = grid if grid is not None else GRIDS[classifier]
+    check_mode(balance)
+    balanced = balance == "weights"
     metric = metric_of(es.model)
     X = es.vectors
     oof_pred = np.empty(len(y), dtype=classes.dtype)
@@ -290,10 +337,11 @@ def cross_validate(es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10,
     accs, fold_params, notes = [], [], []
     with threadpool_limits(1):  # tiny matrices: BLAS threads only fight over the cores
         for f, (tr, te) in enumerate(_folds(y, k, seed)):
-            hp, rows = _select(classifier, grid, X[tr], y[tr], seed)
+            Xt, yt, _ = _train_rows(X, y, tr, extra)
+            hp, rows = _select(classifier, grid, X[tr], y[tr], seed, extra=extra, rows=tr, balanced=balanced)
             if rows and rows[0].get("note") and f"in the CV folds: {rows[0]['note']}" not in notes:
                 notes.append(f"in the CV folds: {rows[0]['note']}")
-            m = _Fitted.fit(classifier, hp, X[tr], y[tr], seed)
+            m = _Fitted.fit(classifier, hp, Xt, yt, seed, balanced)
             pred = m.predict(X[te])
             ncd = nearest_class_distances(X[te], X[tr], yi[tr], len(classes), metric)
             pi = np.searchsorted(classes, pred)
@@ -309,6 +357,43 @@ def cross_validate(es: EmbeddedSet, classifier: str = "svm", *, folds: int = 10,
     res = CVResult(classifier, k, accs, fold_params, oof_pred, oof_dist, stranger, notes=notes)
     res.threshold, res.open_set_accuracy = best_open_set_threshold(oof_dist, oof_pred == y, stranger)
     return res
+
+
+def learning_curve(
+    es: EmbeddedSet, classifier: str, params: dict[str, Any], *, folds: int = 5, fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0), seed: int = 0,
+    balance: str = "none", extra: Extra | None = None,
+) -> list[dict[str, float]]:
+    """Training and held-out accuracy against the number of training images per person (k-fold, fixed ``params``).
+
+    Each training fold is cut to the first ``fraction`` of every person's images (at least one);
+    the held-out fold is always whole.  One row per fraction, means over the folds.
+    """
+    from threadpoolctl import threadpool_limits
+
+    y = es.labels
+    k = max(2, min(int(folds), int(np.bincount(np.unique(y, return_inverse=True)[1]).min())))
+    rng = np.random.default_rng(seed)
+    out = []
+    with threadpool_limits(1):
+        splits = _folds(y, k, seed)
+        for frac in fractions:
+            tr_acc, va_acc, per = [], [], []
+            for tr, te in splits:
+                keep = []
+                for c in np.unique(y[tr]):
+                    rows = rng.permutation(tr[y[tr] == c])
+                    keep.extend(rows[: max(1, int(round(frac * len(rows))))])
+                keep = np.sort(np.array(keep))
+                if len(np.unique(y[keep])) < 2:
+                    continue
+                Xt, yt, _ = _train_rows(es.vectors, y, keep, extra)
+                m = _Fitted.fit(classifier, params, Xt, yt, seed, balance == "weights")
+                tr_acc.append(float((m.predict(es.vectors[keep]) == y[keep]).mean()))
+                va_acc.append(float((m.predict(es.vectors[te]) == y[te]).mean()))
+                per.append(len(keep) / len(np.unique(y[keep])))
+            if per:
+                out.append({"images_per_person": round(float(np.mean(per)), 2), "fraction": frac, "train_accuracy": float(np.mean(tr_acc)), "val_accuracy": float(np.mean(va_acc))})
+    return out
 
 
 # --- the model file -------------------------------------------------------------------------------
@@ -431,6 +516,24 @@ class TrainResult:
     cv: CVResult
     final_params: dict[str, Any]
     grid_rows: list[dict[str, Any]]
+    extra: Extra | None = None  # the augmented copies (balance="augment")
+    balance: str = "none"
+
+    def plots(self, es: EmbeddedSet, out_dir: str | os.PathLike[str], stem: str, *, folds: int = 5, seed: int = 0) -> list[str]:
+        """PNGs ``<stem>.curves_*.png`` (learning curve: train / held-out accuracy vs images per person; the MLP's loss per epoch)
+        and ``<stem>.balance.png`` (images per person before / after balancing)."""
+        from .curves import plot_class_counts, plot_curves
+
+        prefix = f"{stem}.curves"
+        rows = learning_curve(es, self.cv.classifier, self.final_params, folds=folds, seed=seed, balance=self.balance, extra=self.extra)
+        files = plot_curves(rows, out_dir, prefix=prefix, title=f"{self.cv.classifier}: learning curve", x="images_per_person")
+        lc = self.model.fitted.params.get("loss_curve")
+        if lc is not None and len(lc):
+            files += plot_curves([{"epoch": i + 1, "loss": float(v)} for i, v in enumerate(lc)], out_dir, prefix=f"{prefix}_mlp", title="mlp adapter (final fit)")
+        b = self.model.meta.get("balance", {})
+        after = b.get("after") if b.get("mode", "none") != "none" else None
+        files.append(plot_class_counts({"": b.get("before", {})}, {"": after} if after else None, Path(out_dir) / f"{stem}.balance.png", title=f"people ({b.get('mode', 'none')})"))
+        return files
 
 
 def train_identities(
@@ -443,17 +546,35 @@ def train_identities(
     threshold: float | None = None,
     dataset: dict[str, Any] | None = None,
     progress=None,
+    balance: str = "none",
+    extra: Extra | None = None,
 ) -> TrainResult:
-    """Cross-validate, then fit the final model on every image; the open-set threshold comes from the CV (unless given)."""
+    """Cross-validate, then fit the final model on every image; the open-set threshold comes from the CV (unless given).
+
+    ``balance``: ``"weights"`` (class-weighted fits) or ``"augment"`` (augmented copies of the
+    images of small classes, ``extra``; computed with :func:`facelab.train.dataset.augment_rows` when not given).
+    """
     from threadpoolctl import threadpool_limits
 
     from .. import __version__
 
-    cv = cross_validate(es, classifier, folds=folds, grid=grid, seed=seed, progress=progress)
+    check_mode(balance)
+    if balance == "augment" and extra is None:
+        from .dataset import augment_rows
+
+        extra = augment_rows(es, seed=seed)
+    if balance != "augment":
+        extra = None
+    balanced = balance == "weights"
+    cv = cross_validate(es, classifier, folds=folds, grid=grid, seed=seed, progress=progress, balance=balance, extra=extra)
     grid = grid if grid is not None else GRIDS[classifier]
+    everything = np.arange(len(es))
+    X_all, y_all, _ = _train_rows(es.vectors, es.labels, everything, extra)
     with threadpool_limits(1):
-        hp, rows = _select(classifier, grid, es.vectors, es.labels, seed)
-        fitted = _Fitted.fit(classifier, hp, es.vectors, es.labels, seed)
+        hp, rows = _select(classifier, grid, es.vectors, es.labels, seed, extra=extra, rows=everything, balanced=balanced)
+        fitted = _Fitted.fit(classifier, hp, X_all, y_all, seed, balanced)
+    before = class_counts(es.labels)
+    after = class_counts(y_all) if extra is not None else effective_counts(before, balance)
     classes = fitted.classes
     meta = {
         "kind": KIND,
@@ -472,12 +593,13 @@ def train_identities(
         "cv": cv.to_dict(),
         "oof": {"paths": [os.path.abspath(p) for p in es.paths], "pred": [str(p) for p in cv.oof_pred], "distance": [round(float(d), 5) for d in cv.oof_dist]},
         "dataset": dataset or {},
+        "balance": {"mode": balance, "before": before, "after": after, "augmented_copies": 0 if extra is None else int(len(extra.source))},
         "trained": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "facelab_version": __version__,
         "seed": seed,
     }
     model = IdentityModel(meta, fitted, es.vectors, np.searchsorted(classes, es.labels))
-    return TrainResult(model, cv, hp, rows)
+    return TrainResult(model, cv, hp, rows, extra, balance)
 
 
-__all__ = ["APPROACH", "CLASSIFIERS", "GRIDS", "KIND", "CVResult", "IdentityModel", "TrainResult", "cross_validate", "read_model_meta", "train_identities"]
+__all__ = ["APPROACH", "CLASSIFIERS", "GRIDS", "KIND", "CVResult", "Extra", "learning_curve", "IdentityModel", "TrainResult", "cross_validate", "read_model_meta", "train_identities"]

@@ -1,4 +1,4 @@
-"""Train the small 68-point landmark CNN (PyTorch, CPU) and export it to ONNX.
+"""Train the small landmark CNN (PyTorch, CPU) on 68 points or any point set, and export it to ONNX.
 
 ``train_landmarks(data, out)``:
 
@@ -14,7 +14,14 @@
    occlusion) with :class:`facelab.datasets.augment.Augmenter`;
 4. checkpoints every epoch (``checkpoint.pt``: resumable), logs one JSON
    line per epoch to ``train.log``, exports the best epoch to
-   ``landmarks68.onnx`` with the crop settings in its metadata.
+   ``landmarks68.onnx`` with the crop settings in its metadata, and draws ``curves_*.png``.
+
+Any point set: a CSV with ``image, x0, y0, ... x{K-1}, y{K-1}`` (e.g. a 15-point
+eyes/nose/mouth set) trains a K-point model (``landmarks{K}.onnx``; the number of
+points is in its metadata, so ``--model FILE`` runs it).  The flip and pose
+augmentations need the 68-point layout and are skipped for other sets; the NME
+divides by :func:`facelab.landmarks.points.normalizing_distance` (outer eye
+corners for 68 and 15 points, the points' box size otherwise).
 
 Network: depthwise-separable encoder (96 -> 6 px), a light decoder back to
 24x24, 68 heatmaps and a soft-argmax (integral regression, Sun et al. 2018),
@@ -36,9 +43,9 @@ import numpy as np
 
 from ..datasets.augment import AugmentConfig, Augmenter, preset
 from ..errors import InputError
-from ..evaluate.landmarks import KeypointSample, match_face, points_box, read_keypoints, split_of
+from ..evaluate.landmarks import KeypointSample, inner_points, match_face, points_box, read_keypoints, split_of
 from ..landmarks.cnn import CropSpec, to_gray
-from ..landmarks.points import inter_ocular
+from ..landmarks.points import normalizing_distance
 from ..types import Box, Face
 
 
@@ -53,6 +60,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     limit: int | None = None  # use only the first N training images (quick runs)
+    val_limit: int | None = None  # use only the first N validation images (quick runs)
+    num_points: int | None = None  # points per face the CSV must have (None: as many as its header has)
     init: str | None = None  # start from these weights (a best.pt of an earlier run): a second, fine-tuning cycle
     spec: CropSpec = field(default_factory=lambda: CropSpec(input_size=64))
 
@@ -65,8 +74,8 @@ class TrainConfig:
 # --- the network ----------------------------------------------------------------------
 
 
-def build_net(width: int = 1):
-    """The landmark network (a ``torch.nn.Module``): grey 0..255 crop (N,1,S,S) -> points in [0,1] (N,68,2)."""
+def build_net(width: int = 1, num_points: int = 68):
+    """The landmark network (a ``torch.nn.Module``): grey 0..255 crop (N,1,S,S) -> points in [0,1] (N,K,2)."""
     import torch
     from torch import nn
 
@@ -90,7 +99,7 @@ def build_net(width: int = 1):
             self.s3 = nn.Sequential(dws(c[2], c[3], 2), dws(c[3], c[3]), dws(c[3], c[3]), dws(c[3], c[3]))  # /16
             self.u2 = dws(c[3] + c[2], c[2])
             self.u1 = dws(c[2] + c[1], c[1] + c[0])
-            self.head = nn.Conv2d(c[1] + c[0], 68, 1)
+            self.head = nn.Conv2d(c[1] + c[0], num_points, 1)
             self.temp = nn.Parameter(torch.tensor(1.0))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,13 +131,13 @@ def build_net(width: int = 1):
 @dataclass
 class TrainItem:
     gray: np.ndarray
-    points: np.ndarray  # (68, 2) in the image
+    points: np.ndarray  # (K, 2) in the image
     face: Face  # the box the network is given
     box_source: str  # "hog" or "points"
 
 
 def _box_from_points(points: np.ndarray, fit: tuple[float, float, float]) -> Box:
-    g = points_box(points[17:])
+    g = points_box(inner_points(points))
     side = max(g.width, g.height)
     ox, oy, k = fit
     cx, cy = g.center
@@ -141,7 +150,7 @@ def fit_box_model(pairs: list[tuple[np.ndarray, Box]]) -> tuple[float, float, fl
         return 0.0, 0.05, 1.0
     rows = []
     for pts, b in pairs:
-        g = points_box(pts[17:])
+        g = points_box(inner_points(pts))
         side = max(g.width, g.height)
         rows.append(((b.center[0] - g.center[0]) / side, (b.center[1] - g.center[1]) / side, max(b.width, b.height) / side))
     return tuple(float(v) for v in np.median(np.array(rows), axis=0))  # type: ignore[return-value]
@@ -190,7 +199,7 @@ def jittered(face: Face, rng: np.random.Generator, cfg: AugmentConfig) -> Face:
 
 
 def make_example(item: TrainItem, spec: CropSpec, rng: np.random.Generator | None = None, aug: Augmenter | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(crop (S,S) uint8, points (68,2) in crop pixels) for one item, augmented when ``rng``/``aug`` are given."""
+    """(crop (S,S) uint8, points (K,2) in crop pixels) for one item, augmented when ``rng``/``aug`` are given."""
     face = jittered(item.face, rng, aug.config) if (rng is not None and aug is not None) else item.face
     m = spec.matrix(face)
     crop = spec.crop(item.gray, m)
@@ -210,10 +219,16 @@ def batch_arrays(items: list[TrainItem], spec: CropSpec, rng=None, aug=None) -> 
 
 
 def nme_loss(pred, target):
-    """Mean point distance / outer-eye-corner distance, per face, averaged (the NME being minimised)."""
+    """Mean point distance / :func:`~facelab.landmarks.points.normalizing_distance`, per face, averaged (the NME being minimised)."""
     import torch
 
-    iod = torch.linalg.norm(target[:, 36] - target[:, 45], dim=-1).clamp_min(1e-3)
+    k = target.shape[1]
+    if k in (68, 15):
+        a, b = (36, 45) if k == 68 else (0, 4)
+        iod = torch.linalg.norm(target[:, a] - target[:, b], dim=-1).clamp_min(1e-3)
+    else:
+        span = target.amax(dim=1) - target.amin(dim=1)
+        iod = torch.sqrt(span[:, 0] * span[:, 1]).clamp_min(1e-3)
     d = torch.sqrt(((pred - target) ** 2).sum(-1) + 1e-8).mean(-1)
     return (d / iod).mean()
 
@@ -228,12 +243,12 @@ def evaluate_items(net, items: list[TrainItem], spec: CropSpec, batch: int = 64)
         for i in range(0, len(items), batch):
             x, y = batch_arrays(items[i : i + batch], spec)
             p = net(torch.from_numpy(x)).numpy()
-            out.append(np.linalg.norm(p - y, axis=-1).mean(-1) / np.maximum(inter_ocular(y), 1e-6))
+            out.append(np.linalg.norm(p - y, axis=-1).mean(-1) / np.maximum(normalizing_distance(y), 1e-6))
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def export_onnx(net, spec: CropSpec, path: Path, extra_meta: dict[str, str] | None = None) -> Path:
-    """Export to ONNX (dynamic batch) with the crop settings in the metadata facelab reads."""
+def export_onnx(net, spec: CropSpec, path: Path, extra_meta: dict[str, str] | None = None, num_points: int = 68) -> Path:
+    """Export to ONNX (dynamic batch) with the crop settings and the number of points in the metadata facelab reads."""
     import onnx
     import torch
 
@@ -242,13 +257,29 @@ def export_onnx(net, spec: CropSpec, path: Path, extra_meta: dict[str, str] | No
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(net, x, str(tmp), input_names=["image"], output_names=["points"], dynamic_axes={"image": {0: "n"}, "points": {0: "n"}}, opset_version=17, dynamo=False)
     model = onnx.load(str(tmp))
-    meta = {"facelab": "landmarks68", "input_size": str(spec.input_size), "crop_scale": str(spec.crop_scale), "y_shift": str(spec.y_shift), **(extra_meta or {})}
+    meta = {
+        "facelab": "landmarks68" if num_points == 68 else "landmarks", "num_points": str(num_points), "input_size": str(spec.input_size),
+        "crop_scale": str(spec.crop_scale), "y_shift": str(spec.y_shift), **(extra_meta or {}),
+    }
     del model.metadata_props[:]
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, str(path))
     tmp.unlink(missing_ok=True)
     return path
+
+
+def _plot_log(out: Path) -> list[str]:
+    """``curves_loss.png`` (train and val NME, the loss) and ``curves_metrics.png`` (val failure rate) from ``train.log``."""
+    from ..errors import FacelabError
+    from .curves import plot_curves
+
+    rows = [json.loads(line) for line in (out / "train.log").read_text().splitlines() if line.strip()] if (out / "train.log").is_file() else []
+    rows = [{"epoch": r["epoch"] + 1, "train_loss_nme": r["train_nme"], "val_loss_nme": r["val_nme"], "val_fail_rate": r.get("val_fail")} for r in rows]
+    try:
+        return plot_curves(rows, out, prefix="curves", title="landmarks")
+    except FacelabError:  # no matplotlib: the JSON log is still there
+        return []
 
 
 def train_landmarks(
@@ -266,9 +297,10 @@ def train_landmarks(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
 
-    samples = read_keypoints(data)
+    samples = read_keypoints(data, num_points=cfg.num_points)
+    k = len(samples[0].points)
     train_s = [s for s in samples if split_of(s.person) == "train"][: cfg.limit or None]
-    val_s = [s for s in samples if split_of(s.person) == "val"]
+    val_s = [s for s in samples if split_of(s.person) == "val"][: cfg.val_limit or None]
     if not train_s or not val_s:
         raise InputError(f"need persons in both the train and val splits (got {len(train_s)} / {len(val_s)} images)", source=str(data))
     boxes = detect_boxes(train_s + val_s, out / "boxes.json", progress=progress)
@@ -277,9 +309,11 @@ def train_landmarks(
     val_items = [it for it in load_items(val_s, boxes, fit) if it.box_source == "hog"]  # scored like at run time
     aug_cfg = preset(cfg.augment)
     aug = Augmenter(aug_cfg, seed=cfg.seed, geometry=False)
-    log(f"train {len(train_items)} images ({sum(i.box_source == 'hog' for i in train_items)} with detector boxes), val {len(val_items)}; box fit {fit}")
+    if not val_items:
+        raise InputError("no validation face was found by the detector (need persons in the val split with detectable faces)", source=str(data))
+    log(f"{k} points; train {len(train_items)} images ({sum(i.box_source == 'hog' for i in train_items)} with detector boxes), val {len(val_items)}; box fit {fit}")
 
-    net = build_net(cfg.width)
+    net = build_net(cfg.width, k)
     if cfg.init:
         net.load_state_dict(torch.load(cfg.init))
         log(f"starting from the weights in {cfg.init}")
@@ -324,11 +358,12 @@ def train_landmarks(
         with open(out / "train.log", "a") as f:
             f.write(json.dumps(rec) + "\n")
         (on_epoch or (lambda r: log(json.dumps(r))))(rec)  # each epoch's record (default: a JSON line to ``log``)
+        _plot_log(out)
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch, "best": best, "best_epoch": best_epoch, "config": cfg.to_dict(), "rng": rng, "aug_rng": aug.rng}, ckpt)
     net.load_state_dict(torch.load(out / "best.pt"))
     n_params = sum(p.numel() for p in net.parameters())
-    onnx_path = export_onnx(net, cfg.spec, out / "landmarks68.onnx", {"epochs": str(cfg.epochs), "best_epoch": str(best_epoch), "val_nme": f"{best:.5f}"})
-    summary = {"onnx": str(onnx_path), "best_epoch": best_epoch, "val_nme": best, "params": n_params, "train_images": len(train_items), "val_images": len(val_items), "config": cfg.to_dict(), "seconds_this_run": round(time.time() - t_start, 1)}
+    onnx_path = export_onnx(net, cfg.spec, out / f"landmarks{k}.onnx", {"epochs": str(cfg.epochs), "best_epoch": str(best_epoch), "val_nme": f"{best:.5f}"}, num_points=k)
+    summary = {"onnx": str(onnx_path), "num_points": k, "plots": _plot_log(out), "best_epoch": best_epoch, "val_nme": best, "params": n_params, "train_images": len(train_items), "val_images": len(val_items), "config": cfg.to_dict(), "seconds_this_run": round(time.time() - t_start, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -1,6 +1,6 @@
-"""Multi-task training of :class:`~facelab.attributes.nets.AttributeNet` (torch; the ``train`` extra).
+"""Multi-task training of :class:`~facelab.train.attribute_nets.AttributeNet` (torch; the ``train`` extra).
 
-Works on in-memory chips (:class:`ChipSet`): one network, one head per task,
+Works on in-memory chips (:class:`~facelab.attributes.data.ChipSet`): one network, one head per task,
 losses masked where an item has no label for a task.  CPU-friendly: batch-level
 augmentation in torch (random affine + flip, brightness/contrast, random
 erasing), a one-cycle learning-rate schedule, early stopping on the
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..attributes.data import ChipSet
 from ..errors import InputError
 
 
@@ -35,21 +36,6 @@ class TaskSpec:
     @property
     def n(self) -> int:
         return len(self.classes)
-
-
-@dataclass
-class ChipSet:
-    """Face chips ``(N, H, W, C)`` uint8 and, per task, labels: class index (-1 = missing) or age (NaN = missing)."""
-
-    images: np.ndarray
-    labels: dict[str, np.ndarray]
-    names: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def subset(self, idx: np.ndarray) -> ChipSet:
-        return ChipSet(self.images[idx], {k: v[idx] for k, v in self.labels.items()}, [self.names[i] for i in idx] if self.names else [])
 
 
 @dataclass
@@ -72,6 +58,8 @@ class TrainConfig:
     input: str = "chip"  # or "embedding:dlib" (heads on the 128-d dlib embedding)
     hidden: int = 256  # heads' hidden layer (embedding input)
     max_minutes: float | None = None  # stop (keeping the best epoch) after this much training time
+    balance: str = "none"  # "augment": small classes repeated (and augmented afresh) more; "weights": class-weighted loss
+    keep: str = "best"  # weights kept per epoch besides the best: "best", "all" or "best:K"
 
 
 @dataclass
@@ -83,6 +71,7 @@ class EpochLog:
     score: float
     lr: float
     seconds: float
+    train_metrics: dict[str, float] = field(default_factory=dict)  # the same metrics on the (augmented) training batches
 
 
 @dataclass
@@ -95,6 +84,26 @@ class TrainResult:
     best_score: float
     best_metrics: dict[str, float]
     stopped: str  # "completed", "early stopping", "time limit"
+    kept: dict[int, Any] = field(default_factory=dict)  # epoch -> state dict, as ``config.keep`` asks
+    balance: dict[str, Any] = field(default_factory=dict)  # mode, per-task class counts before / after balancing
+
+    def plots(self, out: str | os.PathLike[str]) -> list[str]:
+        """``<stem>.curves_*.png`` (loss, accuracy per task, age MAE; train and validation) and ``<stem>.balance.png`` beside the model ``out``."""
+        from .curves import plot_class_counts, plot_curves
+
+        out = Path(out)
+        files = plot_curves(self.history_dicts(), out.parent, prefix=f"{out.stem}.curves", title=out.stem)
+        if self.balance.get("before"):
+            after = self.balance["after"] if self.balance.get("mode") != "none" else None
+            files.append(plot_class_counts(self.balance["before"], after, out.parent / f"{out.stem}.balance.png", title=f"classes ({self.balance['mode']})"))
+        return files
+
+    def history_dicts(self) -> list[dict[str, Any]]:
+        """One flat record per epoch (``loss``, ``val_loss``, ``val_<metric>``) for :func:`facelab.train.curves.plot_curves`."""
+        return [
+            {"epoch": h.epoch, "loss": h.loss, "val_loss": h.val_loss, **{f"train_{k}": v for k, v in h.train_metrics.items()}, **{f"val_{k}": v for k, v in h.metrics.items()}}
+            for h in self.history
+        ]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -169,12 +178,15 @@ def to_tensor(images: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float().div_(255.0)
 
 
-def masked_losses(out: dict, labels: dict, tasks: Sequence[TaskSpec], label_smoothing: float):
-    """Sum of the per-task losses over the items that have that label, and each task's loss."""
+def masked_losses(out: dict, labels: dict, tasks: Sequence[TaskSpec], label_smoothing: float, weights: dict | None = None):
+    """Sum of the per-task losses over the items that have that label, and each task's loss.
+
+    ``weights`` maps a classification task to a tensor of class weights (``balance="weights"``).
+    """
     torch = _torch()
     import torch.nn.functional as F
 
-    from .nets import AGE_MEAN, AGE_SCALE
+    from .attribute_nets import AGE_MEAN, AGE_SCALE
 
     total = out[tasks[0].name].new_zeros(())
     parts: dict[str, float] = {}
@@ -189,7 +201,7 @@ def masked_losses(out: dict, labels: dict, tasks: Sequence[TaskSpec], label_smoo
         else:
             m = y >= 0
             if m.any():
-                loss = F.cross_entropy(out[t.name][m], y[m], label_smoothing=label_smoothing)
+                loss = F.cross_entropy(out[t.name][m], y[m], weight=(weights or {}).get(t.name), label_smoothing=label_smoothing)
                 total = total + loss
                 parts[t.name] = float(loss.detach())
     return total, parts
@@ -199,7 +211,7 @@ def predict_arrays(net, images: np.ndarray, tasks: Sequence[TaskSpec], *, flip: 
     """What the exported model computes: probabilities per class task, years for age."""
     torch = _torch()
 
-    from .nets import ExportWrapper
+    from .attribute_nets import ExportWrapper
 
     wrap = ExportWrapper(net, flip=flip).eval()
     outs: dict[str, list[np.ndarray]] = {t.name: [] for t in tasks}
@@ -235,8 +247,41 @@ def score_predictions(pred: dict[str, np.ndarray], labels: dict[str, np.ndarray]
     return metrics, float(np.mean(parts)) if parts else 0.0
 
 
+def balance_plan(data: ChipSet, tasks: Sequence[TaskSpec], mode: str) -> dict[str, Any]:
+    """How ``mode`` evens out the classes of ``data``: per-item copies per epoch, per-task class weights, counts before/after."""
+    from .balance import check_mode, class_counts, class_weights, effective_counts, item_repeats
+
+    check_mode(mode)
+    cls_tasks = [t for t in tasks if t.n]
+    before = {t.name: class_counts(data.labels[t.name], t.classes) for t in cls_tasks}
+    plan: dict[str, Any] = {"mode": mode, "before": before, "after": {t: effective_counts(c, mode) for t, c in before.items()}, "repeats": None, "weights": {}}
+    if mode == "augment" and cls_tasks:
+        plan["repeats"] = item_repeats([(data.labels[t.name], t.classes) for t in cls_tasks])
+    elif mode == "weights":
+        for t in cls_tasks:
+            w = class_weights(before[t.name])
+            plan["weights"][t.name] = [float(w.get(c, 0.0)) for c in t.classes]
+    return plan
+
+
+def _kept_epochs(keep: str) -> int | None:
+    """How many epochs' weights ``keep`` asks for besides the best (None: all)."""
+    if keep == "best":
+        return 0
+    if keep == "all":
+        return None
+    if keep.startswith("best:"):
+        try:
+            k = int(keep[5:])
+        except ValueError:
+            k = 0
+        if k >= 1:
+            return k
+    raise InputError(f"keep must be best, all or best:K (K >= 1), not {keep!r}")
+
+
 def make_net(config: TrainConfig, task_sizes: dict[str, int], dim: int = 0):
-    from .nets import AttributeNet, HeadNet
+    from .attribute_nets import AttributeNet, HeadNet
 
     if config.input == "chip":
         return AttributeNet(task_sizes, config.channels, config.widths, config.depths, config.dropout)
@@ -244,7 +289,7 @@ def make_net(config: TrainConfig, task_sizes: dict[str, int], dim: int = 0):
 
 
 def _prep(x, config: TrainConfig):
-    from .nets import normalize
+    from .attribute_nets import normalize
 
     return normalize(x) if config.input == "chip" else x
 
@@ -269,10 +314,16 @@ def train(
     torch.set_num_threads(max(1, config.threads))
     seed_everything(config.seed)
     tasks = list(tasks)
+    from .attribute_nets import AGE_MEAN, AGE_SCALE
+
+    keep_k = _kept_epochs(config.keep)
+    plan = balance_plan(data, tasks, config.balance)
+    order_base = np.repeat(np.arange(len(data)), plan["repeats"]) if plan["repeats"] is not None else np.arange(len(data))
+    class_w = {t: torch.tensor(w, dtype=torch.float32) for t, w in plan["weights"].items()}
     task_sizes = {t.name: t.n for t in tasks}
     net = make_net(config, task_sizes, data.images.shape[1] if data.images.ndim == 2 else 0)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    n = len(data)
+    n = len(order_base)
     steps = max(1, math.ceil(n / config.batch_size))
     total = config.epochs * steps
     if total >= 4:  # the warm-up must span at least 2 steps (torch divides by its length)
@@ -285,8 +336,11 @@ def train(
     history: list[EpochLog] = []
     best_score, best_epoch, best_state, best_metrics = -1.0, 0, None, {}
     start_epoch = 0
+    kept: dict[int, tuple[float, Any]] = {}  # epoch -> (score, state) of the epochs config.keep asks for
     ck_path = Path(checkpoint) if checkpoint else None
-    sig_cfg = {k: v for k, v in asdict(config).items() if k not in ("threads", "max_minutes")}
+    sig_cfg = {k: v for k, v in asdict(config).items() if k not in ("threads", "max_minutes", "keep")}
+    if config.balance == "none":
+        sig_cfg.pop("balance")
     if config.input == "chip":
         sig_cfg.pop("input"), sig_cfg.pop("hidden")
     signature = json.dumps({"config": sig_cfg, "tasks": [asdict(t) for t in tasks], "n": n}, sort_keys=True, default=list)
@@ -302,6 +356,7 @@ def train(
             rng = ck["rng"]
             history = [EpochLog(**h) for h in ck["history"]]
             best_score, best_epoch, best_state, best_metrics = ck["best_score"], ck["best_epoch"], ck["best_state"], ck["best_metrics"]
+            kept = ck.get("kept", {})
             start_epoch = len(history)
     stopped = "completed"
     spent = sum(h.seconds for h in history)
@@ -314,8 +369,9 @@ def train(
             break
         t0 = time.time()
         net.train()
-        perm = rng.permutation(n)
+        perm = order_base[rng.permutation(n)]
         run_loss, seen = 0.0, 0
+        hits: dict[str, list[float]] = {t.name: [0.0, 0.0] for t in tasks}  # per task: correct (or |age error|) sum, labelled items
         for b in range(steps):
             idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
             if len(idx) < 2:
@@ -327,12 +383,22 @@ def train(
                 x = x + torch.randn(x.shape, generator=gen) * 0.01
             out = net(_prep(x, config))
             idx_t = torch.from_numpy(idx)
-            loss, _ = masked_losses(out, {k: v[idx_t] for k, v in labels_t.items()}, tasks, config.label_smoothing)
+            loss, _ = masked_losses(out, {k: v[idx_t] for k, v in labels_t.items()}, tasks, config.label_smoothing, class_w)
             opt.zero_grad(set_to_none=True)
             if loss.requires_grad:
                 loss.backward()
                 opt.step()
             sched.step()
+            with torch.no_grad():
+                for t in tasks:
+                    y = labels_t[t.name][idx_t]
+                    m = ~torch.isnan(y) if t.n == 0 else y >= 0
+                    if m.any():
+                        if t.n == 0:
+                            hits[t.name][0] += float((out[t.name][m] * AGE_SCALE + AGE_MEAN - y[m]).abs().sum())
+                        else:
+                            hits[t.name][0] += float((out[t.name][m].argmax(1) == y[m]).sum())
+                        hits[t.name][1] += float(m.sum())
             run_loss += float(loss.detach()) * len(idx)
             seen += len(idx)
             if on_batch is not None:
@@ -355,11 +421,16 @@ def train(
             metrics, score = {}, -train_loss
         secs = time.time() - t0
         spent += secs
-        log = EpochLog(epoch + 1, train_loss, val_loss, metrics, score, float(sched.get_last_lr()[0]), secs)
+        train_metrics = {("age_mae" if t.n == 0 else f"{t.name}_acc"): hits[t.name][0] / hits[t.name][1] for t in tasks if hits[t.name][1]}
+        log = EpochLog(epoch + 1, train_loss, val_loss, metrics, score, float(sched.get_last_lr()[0]), secs, train_metrics)
         history.append(log)
         if score > best_score:
             best_score, best_epoch, best_metrics = score, epoch + 1, metrics
             best_state = copy.deepcopy(net.state_dict())
+        if keep_k != 0:
+            kept[epoch + 1] = (score, copy.deepcopy(net.state_dict()))
+            if keep_k is not None and len(kept) > keep_k:  # drop the worst (the later one on ties)
+                del kept[min(kept, key=lambda e: (kept[e][0], -e))]
         if on_epoch is not None:
             on_epoch(log)
         if ck_path is not None:
@@ -369,7 +440,7 @@ def train(
                 {
                     "signature": signature, "net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "gen": gen.get_state(), "rng": rng, "history": [asdict(h) for h in history], "best_score": best_score,
-                    "best_epoch": best_epoch, "best_state": best_state, "best_metrics": best_metrics,
+                    "best_epoch": best_epoch, "best_state": best_state, "best_metrics": best_metrics, "kept": kept,
                 },
                 tmp,
             )
@@ -380,7 +451,8 @@ def train(
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
-    return TrainResult(net, tasks, config, history, best_epoch, best_score, best_metrics, stopped)
+    balance = {k: plan[k] for k in ("mode", "before", "after")}
+    return TrainResult(net, tasks, config, history, best_epoch, best_score, best_metrics, stopped, {e: st for e, (_, st) in sorted(kept.items())}, balance)
 
 
 def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
@@ -388,7 +460,7 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
     torch = _torch()
     import onnx
 
-    from .nets import ExportWrapper
+    from .attribute_nets import ExportWrapper
 
     wrap = ExportWrapper(result.net, flip=result.config.flip_tta).eval()
     c, s = result.config.channels, result.config.size
@@ -412,3 +484,27 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
         p.key, p.value = k, v
     onnx.save(model, str(path))
     return path
+
+
+def export_epochs(result: TrainResult, path: str | os.PathLike[str], metadata: dict[str, Any]) -> list[Path]:
+    """Each kept epoch's weights as ONNX beside ``path``: ``<stem>.epochs/epoch_NNN.onnx`` (``--epoch N`` picks one later)."""
+    from ..attributes.onnx_model import epoch_model_path
+
+    torch = _torch()
+    if not result.kept:
+        return []
+    best = copy.deepcopy(result.net.state_dict())
+    scores = {h.epoch: h for h in result.history}
+    out = []
+    try:
+        for e, state in result.kept.items():
+            result.net.load_state_dict(state)
+            result.net.eval()
+            h = scores.get(e)
+            trained = {**metadata.get("trained", {}), "epoch": e, "val_metrics": {k: round(v, 4) for k, v in (h.metrics if h else {}).items()}}
+            out.append(export_onnx(result, epoch_model_path(path, e), {**metadata, "trained": trained}))
+    finally:
+        with torch.no_grad():
+            result.net.load_state_dict(best)
+        result.net.eval()
+    return out

@@ -3,14 +3,14 @@
 Every metric is also broken down by the true gender, ethnicity and age band of
 the items that carry those labels (children and the elderly are where models
 fail most).  :func:`evaluate` returns a JSON-ready report; :func:`write_report`
-adds a PNG confusion matrix per classification task.
+adds a PNG confusion matrix per classification task.  Running a model on an image is
+:class:`facelab.attributes.predictor.Predictor`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,60 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FacelabError, InputError, NoFaceError
-from ..types import Attribute, Box, Face
-from .base import AttributeModel
-from .data import Failure, Fetcher, Item, finish_chip
-from .labels import AGE_BANDS, FIXED_CLASSES, age_band
-
-
-def crop_face(image: np.ndarray, padding: float = 0.144, shift_x: float = 0.064, shift_y: float = 0.064, detector: str = "hog") -> Face:
-    """The face of a face crop: the detector's (no upsampling), else the box the crop's framing implies.
-
-    The default framing is UTKFace's, measured with
-    :func:`facelab.attributes.data.measure_framing` (see docs/attributes.md).
-    """
-    from ..detect import detect
-
-    h, w = image.shape[:2]
-    faces = detect(image, detector, max_faces=1, rotate=False, min_face=max(20, min(h, w) // 3))
-    if faces:
-        return faces[0]
-    side = min(h, w) / (1 + 2 * padding)
-    return Face(Box.from_center(w / 2 - shift_x * side, h / 2 - shift_y * side, side, side), 0.0, "given")
-
-
-@dataclass
-class Predictor:
-    """Runs one model on whole images: ``faces="given"`` (images are face crops) or ``"detect"`` (largest face)."""
-
-    model: AttributeModel
-    faces: str = "detect"
-    detector: str = "hog"
-
-    def __call__(self, image: np.ndarray, tasks: Sequence[str]) -> tuple[dict[str, Attribute], float]:
-        """The attributes of the image's face and the seconds the model took (face detection excluded)."""
-        from .onnx_model import OnnxAttributeModel, chips_to_input, outputs_to_attributes
-
-        m = self.model
-        m.prepare()
-        want = [t for t in tasks if t in m.tasks]
-        if self.faces == "given":
-            if isinstance(m, OnnxAttributeModel) and m.input == "chip":
-                t0 = time.perf_counter()
-                out = m.run(chips_to_input(finish_chip(image, m.spec)[None]))
-                return outputs_to_attributes(out, m.classes, want, m.name)[0], time.perf_counter() - t0
-            face = crop_face(image, detector=self.detector)
-        else:
-            from ..detect import detect
-
-            found = detect(image, self.detector, max_faces=1)
-            if not found:
-                raise NoFaceError("no face found")
-            face = found[0]
-        t0 = time.perf_counter()
-        res = m.predict(image, [face], want)[0]
-        return res, time.perf_counter() - t0
+from ..attributes.base import AttributeModel
+from ..attributes.data import Failure, Fetcher, Item
+from ..attributes.labels import AGE_BANDS, FIXED_CLASSES, age_band
+from ..attributes.predictor import Predictor
+from ..errors import FacelabError, InputError
 
 
 @dataclass
@@ -123,6 +74,13 @@ def evaluate(
             preds.append(None)
         if on_item is not None:
             on_item()
+    if items and not n_ok:
+        from collections import Counter
+
+        from ..errors import NothingEvaluatedError
+
+        why = Counter(f.error for f in failures).most_common(3)
+        raise NothingEvaluatedError(f"nothing evaluated: all {len(items)} items failed ({'; '.join(f'{n}x {r}' for r, n in why)})")
     report: dict[str, Any] = {
         "model": model.name, "faces": faces, "items": len(items), "evaluated": n_ok, "failures": [f.to_dict() for f in failures],
         "ms_per_face": round(1000 * secs / max(n_ok, 1), 2), "tasks": {},
@@ -156,7 +114,7 @@ def evaluate(
                     keys.append(it.labels.get(g))
             if all(k is None for k in keys) or (g == t):
                 continue
-            order = [b[0] for b in AGE_BANDS] if g == "age_band" else list(FIXED_CLASSES.get(g, sorted({k for k in keys if k})))
+            order = [b[0] for b in AGE_BANDS] if g == "age_band" else list(classes.get(g) or FIXED_CLASSES.get(g) or sorted({k for k in keys if k}))
             groups = {}
             for k in order:
                 m = np.array([kk == k for kk in keys])
@@ -212,3 +170,6 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike[str]) -> Path:
     path = out / "report.json"
     path.write_text(json.dumps(result.report, indent=2))
     return path
+
+
+__all__ = ["EvalResult", "draw_confusion", "evaluate", "write_report"]

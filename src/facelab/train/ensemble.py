@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .onnx_model import read_metadata
+from ..attributes.onnx_model import read_metadata
 
 _SAME = ("input", "tasks", "chip")
 
