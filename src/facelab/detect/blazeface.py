@@ -404,6 +404,46 @@ class SSDFaceDetector(Detector):
         b, s, k = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self.nms_iou)
         return suppress_contained(b, s, k, self.contain) if self.contain else (b, s, k)
 
+    @property
+    def probe_size(self) -> int:
+        """Side of the crops :meth:`probe` scores (fixed-size networks: their input)."""
+        return self.input_size if self.square_input else 128
+
+    def probe(self, crops: list[np.ndarray]) -> list[tuple[float, np.ndarray, np.ndarray] | None]:
+        """For each square crop centred on a face: ``(logit, box xyxy, keypoints (6, 2))`` of the face at its centre.
+
+        Used to decide which way a face is turned (:mod:`facelab.detect.orient`):
+        the raw logit does not saturate as the score does.  None: nothing there.
+        """
+        self.prepare()
+        out: list[tuple[float, np.ndarray, np.ndarray] | None] = []
+        size = self.probe_size
+        batch = [c if c.shape[:2] == (size, size) else cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in crops]
+        anchors = self._anchors(size, size)
+        for i in range(0, len(batch), 32):
+            raw, logits = self._infer(to_input(np.stack(batch[i : i + 32])))
+            for r, lg in zip(raw, logits):
+                lg = np.clip(lg.reshape(-1).astype(np.float64), -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
+                r = r.reshape(-1, 16)
+                cx, cy = anchors[:, 0] + r[:, 0], anchors[:, 1] + r[:, 1]
+                near = (np.hypot(cx - size / 2.0, cy - size / 2.0) < size * 0.2) & (r[:, 2] > 0) & (r[:, 3] > 0)
+                if not near.any():
+                    out.append(None)
+                    continue
+                idx = np.flatnonzero(near)
+                best = idx[np.argmax(lg[idx])]
+                # keypoints and box: score-weighted mean of the near anchors overlapping the best one
+                w, h = r[idx, 2], r[idx, 3]
+                boxes = np.stack([cx[idx] - w / 2, cy[idx] - h / 2, cx[idx] + w / 2, cy[idx] + h / 2], axis=1)
+                bb = boxes[idx == best][0]
+                sel = box_iou(bb, boxes) > 0.5
+                wts = (1.0 / (1.0 + np.exp(-lg[idx][sel])))[:, None]
+                wts = wts + 1e-12
+                box = (boxes[sel] * wts).sum(0) / wts.sum()
+                kps = ((r[idx][sel][:, 4:16].reshape(-1, 6, 2) + anchors[idx][sel][:, None, :]) * wts[:, :, None]).sum(0) / wts.sum()
+                out.append((float(lg[best]), box.astype(np.float32), kps.astype(np.float32)))
+        return out
+
     def _detect(self, image: np.ndarray) -> list[Face]:
         boxes, scores, kps = self.raw_detections(image)
         return [
