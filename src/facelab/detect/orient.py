@@ -37,7 +37,7 @@ UPRIGHT_TOLERANCE = 12.0
 AUTO_TRIGGER = 30.0
 #: a turned crop must beat the current orientation by this many logits to change it
 TURN_MARGIN = 1.0
-#: crop side = this x the face box side, resized to :data:`PROBE_SIZE` px
+#: crop side = this x the face box side, resized to the detector's ``probe_size`` (default :data:`PROBE_SIZE`) px
 PROBE_CONTEXT = 2.5
 PROBE_SIZE = 128
 
@@ -162,8 +162,9 @@ def _crop_matrix(face: Face, angle: float, size: int = PROBE_SIZE, context: floa
 
 def _probe(det, image: np.ndarray, jobs: list[tuple[Face, float]]) -> list[tuple[float, np.ndarray, np.ndarray] | None]:
     """Run the detector's probe on crops of ``(face, angle)``; results with the crop matrices."""
-    mats = [_crop_matrix(f, a) for f, a in jobs]
-    crops = [cv2.warpAffine(image, m, (PROBE_SIZE, PROBE_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for m in mats]
+    size = int(getattr(det, "probe_size", PROBE_SIZE))
+    mats = [_crop_matrix(f, a, size) for f, a in jobs]
+    crops = [cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for m in mats]
     return list(zip(det.probe(crops), mats))
 
 
@@ -217,12 +218,13 @@ def orient_faces(det, image: np.ndarray, faces: list[Face], *, keep_box_if_untur
     return out
 
 
-#: ``rotate=True``: angles (besides 0) searched for detectors that tolerate ~45° of roll (the BlazeFace family) ...
-QUARTER_TURNS: tuple[float, ...] = (90.0, 180.0, -90.0)
+#: ``rotate=True`` (and ``"auto"`` once triggered): angles besides 0 searched for detectors that tolerate
+#: ~45° of roll (the BlazeFace family: small faces are lost half-way between quarter turns, so 45° steps) ...
+WIDE_TURNS: tuple[float, ...] = (90.0, -90.0, 180.0, 45.0, -45.0, 135.0, -135.0)
 #: ... and for frontal detectors (HOG, CNN, Haar) that need finer steps
-FRONTAL_TURNS: tuple[float, ...] = (-30.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0, -150.0, -120.0, -90.0, -60.0)
-#: ``rotate="full"``: every 45° / every 15°
-FULL_WIDE: tuple[float, ...] = (45.0, 90.0, 135.0, 180.0, -135.0, -90.0, -45.0)
+FRONTAL_TURNS: tuple[float, ...] = tuple(float(a) for a in range(-150, 181, 30) if a != 0)
+#: ``rotate="full"``: every 30° / every 15°
+FULL_WIDE: tuple[float, ...] = FRONTAL_TURNS
 FULL_FRONTAL: tuple[float, ...] = tuple(float(a) for a in range(-165, 181, 15) if a != 0)
 
 
@@ -231,7 +233,7 @@ def search_angles(det, full: bool = False) -> tuple[float, ...]:
     wide = can_probe(det)
     if full:
         return FULL_WIDE if wide else FULL_FRONTAL
-    return QUARTER_TURNS if wide else FRONTAL_TURNS
+    return WIDE_TURNS if wide else FRONTAL_TURNS
 
 
 def search(det, image: np.ndarray, angles: Sequence[float], upright: list[Face] | None = None) -> list[Face]:
