@@ -87,7 +87,7 @@ class BuildOptions:
             mode = None
         if not isinstance(mode, str):
             raise InputError(f"rotate must be 'off', 'auto', 'on' or 'full', not {self.rotate!r}")
-        self.rotate = mode
+        object.__setattr__(self, "rotate", mode)  # frozen: store the normalised value
         if self.choose not in ("largest", "central"):
             raise InputError(f"choose must be 'largest' or 'central', not {self.choose!r}")
         if self.image_format not in ("jpg", "png"):

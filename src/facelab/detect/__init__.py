@@ -99,7 +99,7 @@ def detect(
         faces = [orient.fine_roll(image, orient.measure_roll(f)) for f in faces]
     elif mode == "auto":
         faces = [orient.fine_roll(image, f) for f in orient.orient_faces(det, image, faces)]
-        if not faces or any(abs(f.rotation) > orient.AUTO_TRIGGER for f in faces):
+        if orient.needs_search(faces):
             faces = _search(det, image, orient.search_angles(det), faces)
     else:
         angles = mode if isinstance(mode, tuple) else orient.search_angles(det, full=mode == "full")
@@ -115,16 +115,20 @@ def detect(
 def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     """Whole-image search at ``angles``; then each face's orientation checked, false turned boxes dropped."""
     found = orient.search(det, image, angles, upright=upright)
-    if not orient.can_probe(det):
-        return [orient.fine_roll(image, f) for f in found]
+    if not orient.can_probe(det):  # no orientation check: at least drop the parts of faces turned copies show
+        return [orient.fine_roll(image, f) for f in orient.drop_inner(found)]
     upright_ids = {id(f) for f in upright}
     kept_upright = [f for f in found if id(f) in upright_ids]
     turned = [f for f in found if id(f) not in upright_ids]
     # once the image is searched at every angle, a face must convince the orientation check (false boxes from
     # the turned copies' edges, parts of a turned face taken for a face...)
     min_logit = math.log(det.min_score / (1.0 - det.min_score)) if 0 < det.min_score < 1 else 0.0
+    import os
+    if os.environ.get("DBG_NOMIN"):
+        min_logit = None
+    kb = bool(os.environ.get("DBG_KEEPBOX"))
     faces = orient.orient_faces(det, image, kept_upright, min_logit=min_logit)
-    faces += orient.orient_faces(det, image, turned, keep_box_if_unturned=False, min_logit=min_logit)
+    faces += orient.orient_faces(det, image, turned, keep_box_if_unturned=kb, min_logit=min_logit)
     return orient.dedupe([orient.fine_roll(image, f) for f in faces])
 
 

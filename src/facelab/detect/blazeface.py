@@ -355,9 +355,12 @@ class SSDFaceDetector(Detector):
             s /= 3.0
         return scales
 
-    def views(self, image: np.ndarray) -> tuple[list[np.ndarray], list[View]]:
-        """The network inputs (uint8) and their views: the whole image, plus tiles when needed."""
-        canvas, view = letterbox(image, self.input_size, square=self.square_input)
+    def views(self, image: np.ndarray, whole_size: int | None = None) -> tuple[list[np.ndarray], list[View]]:
+        """The network inputs (uint8) and their views: the whole image, plus tiles when needed.
+
+        ``whole_size``: long side of the whole-image view (fully convolutional networks; default ``input_size``).
+        """
+        canvas, view = letterbox(image, whole_size or self.input_size, square=self.square_input)
         inputs, views = [canvas], [view]
         h, w = image.shape[:2]
         if self.zoom_out:
@@ -377,10 +380,10 @@ class SSDFaceDetector(Detector):
             views += v
         return inputs, views
 
-    def raw_detections(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def raw_detections(self, image: np.ndarray, whole_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(boxes (N, 4) xyxy, scores, keypoints (N, 6, 2))`` in image pixels, after NMS."""
         self.prepare()
-        inputs, views = self.views(image)
+        inputs, views = self.views(image, whole_size)
         outs: list[tuple[np.ndarray, np.ndarray]] = []
         i = 0
         while i < len(inputs):  # batch runs of equal-sized inputs (the tiles)
@@ -451,8 +454,26 @@ class SSDFaceDetector(Detector):
                 out.append((float(lg[best]), box.astype(np.float32), kps.astype(np.float32)))
         return out
 
+    def detect_turned(self, image: np.ndarray, original_shape: tuple[int, ...]) -> list[Face]:
+        """Faces in a turned copy (expanded canvas) of an image of ``original_shape``, scanned at the original's scale.
+
+        The turned canvas is up to 1.41x larger: shrunk to the same input it would
+        lose the small faces the upright pass finds.  Fully convolutional networks
+        get a proportionally larger whole-image input instead.
+        """
+        if self.square_input:
+            return self.detect(image)
+        self.prepare()
+        k = max(image.shape[:2]) / max(1, max(original_shape[:2]))
+        size = max(self.input_size, int(math.ceil(self.input_size * k / 32.0)) * 32)
+        faces = self._faces(*self.raw_detections(image, size))
+        faces.sort(key=lambda f: -f.box.area)
+        return faces
+
     def _detect(self, image: np.ndarray) -> list[Face]:
-        boxes, scores, kps = self.raw_detections(image)
+        return self._faces(*self.raw_detections(image))
+
+    def _faces(self, boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray) -> list[Face]:
         return [
             Face(Box(*map(float, bx)), float(sc), self.name, keypoints=Landmarks(kp, self.keypoint_model, KEYPOINT_SCHEME))
             for bx, sc, kp in zip(boxes, scores, kps)

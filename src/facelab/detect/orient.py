@@ -147,6 +147,30 @@ def fine_roll(image: np.ndarray, face: Face, rounds: int = 3) -> Face:
     return face
 
 
+#: a face whose best turned crop scores at least this logit is sure enough to decide ``rotate="auto"``
+SURE_LOGIT = 4.5
+
+
+def needs_search(faces: list[Face]) -> bool:
+    """``rotate="auto"``: search the whole image at other angles?
+
+    Yes when nothing was found, when a sure face (orientation check logit >=
+    :data:`SURE_LOGIT`) is rolled more than :data:`AUTO_TRIGGER` or its
+    orientation is ambiguous, and when no face is sure (a sideways photo's
+    upright pass returns weak boxes whose keypoints look upright).  Detectors
+    without the check: when nothing was found or a face is rolled.
+    """
+    if not faces:
+        return True
+    info = [getattr(f, "_orient", None) for f in faces]
+    if all(i is None for i in info):
+        return any(abs(f.rotation) > AUTO_TRIGGER for f in faces)
+    sure = [(f, i) for f, i in zip(faces, info) if i is not None and i[0] >= SURE_LOGIT]
+    if not sure:
+        return True
+    return any(abs(f.rotation) > AUTO_TRIGGER or i[1] for f, i in sure)
+
+
 def can_probe(det) -> bool:
     return callable(getattr(det, "probe", None))
 
@@ -206,14 +230,17 @@ def orient_faces(det, image: np.ndarray, faces: list[Face], *, keep_box_if_untur
             if min_logit is None:
                 out.append(f)
             continue
+        ambiguous = best == 0 and max(logits[1:]) > logits[0] - TURN_MARGIN
         if best != 0 and logits[best] < logits[0] + TURN_MARGIN:
-            best = 0
+            best, ambiguous = 0, True
+        f._orient = (float(logits[best]), ambiguous)  # type: ignore[attr-defined]
         if best == 0 and keep_box_if_unturned:
             out.append(f)
             continue
         hit, m = res[best]
         g = _face_from_probe(f, jobs[4 * i + best][1], hit, m, f.detector, det.keypoint_model, scheme)
         g.score = max(f.score, 1.0 / (1.0 + math.exp(-min(max(hit[0], -80.0), 80.0))))
+        g._orient = (float(logits[best]), ambiguous)  # type: ignore[attr-defined]
         out.append(g)
     return out
 
@@ -239,54 +266,72 @@ def search_angles(det, full: bool = False) -> tuple[float, ...]:
 def search(det, image: np.ndarray, angles: Sequence[float], upright: list[Face] | None = None) -> list[Face]:
     """Detect in the image turned by each angle, map faces back, merge duplicates across angles.
 
-    Each face's rotation is the view's angle plus the roll measured in that view;
-    of several detections of one face the one from the view where it is most
-    upright (smallest measured roll, then best score) is kept.
+    Each detection's rotation is its view's angle plus the roll measured in that
+    view; of several detections of one face the one from the view nearest the
+    face's consensus rotation (where it is most upright) is kept.
     """
     found: list[tuple[float, Face]] = []
     for f in upright if upright is not None else det.detect(image):
         r = roll_from_points(f.keypoints)
-        if r is not None:
+        if r is not None and abs(f.rotation) < 1e-9:
             f.rotation = r
-        found.append((abs(r or 0.0), f))
+        found.append((0.0, f))
     for angle in angles:
         if angle % 360 == 0:
             continue
         rotated, m = rotate_image(image, angle)
         inv = invert_affine(m)
-        for f in det.detect(rotated):
+        turned = det.detect_turned(rotated, image.shape) if hasattr(det, "detect_turned") else det.detect(rotated)
+        for f in turned:
             r = roll_from_points(f.keypoints)
             (cx, cy), = apply_affine(inv, [f.box.center])
             kps = None
             if f.keypoints is not None:
                 kps = Landmarks(apply_affine(inv, f.keypoints.points[:, :2]), f.keypoints.model, f.keypoints.scheme)
             g = Face(Box.from_center(float(cx), float(cy), f.box.width, f.box.height), f.score, f.detector, rotation=wrap_angle(angle + (r or 0.0)), keypoints=kps)
-            g._view_angle = float(angle)  # type: ignore[attr-defined]
-            found.append((abs(r or 0.0), g))
+            found.append((float(angle), g))
     return merge_views(found)
 
 
 def merge_views(found: list[tuple[float, Face]]) -> list[Face]:
-    """One face per cluster of detections (centres within half a box side): the most upright view wins.
+    """One face per cluster of detections (centres within half a box side), from the view where it is most upright.
 
-    Detections scoring well below the cluster's best do not compete (a weak box
-    from a turned copy must not replace a sure one).
+    The cluster's rotation is the score-weighted circular mean of its members'
+    estimates (each view's keypoints are pulled towards that view's upright, so
+    their consensus is better than any one of them); the member whose view angle
+    is nearest to it wins, the better score breaking ties.  Detections scoring
+    well below the cluster's best do not compete.
     """
-    order = sorted(found, key=lambda rf: -rf[1].score)
+    order = sorted(found, key=lambda vf: -vf[1].score)
     clusters: list[list[tuple[float, Face]]] = []
-    for rf in order:
+    for vf in order:
         for c in clusters:
-            if same_face(rf[1], c[0][1]):
-                c.append(rf)
+            if same_face(vf[1], c[0][1]):
+                c.append(vf)
                 break
         else:
-            clusters.append([rf])
+            clusters.append([vf])
     out = []
     for c in clusters:
         top = c[0][1].score
-        cands = [rf for rf in c if rf[1].score >= top - 0.15]
-        out.append(min(cands, key=lambda rf: (round(rf[0] / 10.0), -rf[1].score))[1])
+        cands = [vf for vf in c if vf[1].score >= top - 0.15]
+        x = sum(f.score * math.cos(math.radians(f.rotation)) for _, f in cands)
+        y = sum(f.score * math.sin(math.radians(f.rotation)) for _, f in cands)
+        consensus = math.degrees(math.atan2(y, x))
+        out.append(min(cands, key=lambda vf: (round(angle_diff(vf[0], consensus) / 15.0), -vf[1].score))[1])
     return out
+
+
+def drop_inner(faces: list[Face]) -> list[Face]:
+    """Drop faces whose centre lies inside a face's box at least 3x their area: a turned copy shows
+    parts of a face (an eye, the mouth and chin) that a detector takes for a small face."""
+    by_size = sorted(faces, key=lambda f: -f.box.area)
+    kept: list[Face] = []
+    for f in by_size:
+        cx, cy = f.box.center
+        if not any(k.box.area >= 3.0 * f.box.area and k.box.left < cx < k.box.right and k.box.top < cy < k.box.bottom for k in kept):
+            kept.append(f)
+    return kept
 
 
 def dedupe(faces: list[Face]) -> list[Face]:
