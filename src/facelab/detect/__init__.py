@@ -1,6 +1,6 @@
-"""Face detection: several backends behind one function, plus the rotation sweep.
+"""Face detection: several backends behind one function, faces at any angle.
 
->>> faces = detect(image)                      # dlib HOG, sweep only if nothing is upright
+>>> faces = detect(image)                      # blazeface_ft; searches other angles only when needed
 >>> faces = detect(image, detector="cnn", rotate=True)
 >>> faces = detect(image, detector="my_yunet.onnx")
 
@@ -11,7 +11,6 @@ for a user's ONNX file; more in other modules) and are built once per process.
 from __future__ import annotations
 
 from collections.abc import Sequence
-import math
 from typing import Any, Union
 
 from ..io import as_image
@@ -19,7 +18,7 @@ from ..types import Face
 from . import blazeface, blazeface_ft, cascade, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
 from . import orient
 from .base import DETECTORS, Detector
-from .rotate import DEFAULT_ANGLES, FULL_ANGLES, rotate_image, sweep, upright_crop
+from .rotate import rotate_image, upright_crop
 
 DEFAULT_DETECTOR = "blazeface_ft"
 
@@ -122,28 +121,20 @@ def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     turned = [f for f in found if id(f) not in upright_ids]
     # once the image is searched at every angle, a face must convince the orientation check (false boxes from
     # the turned copies' edges, parts of a turned face taken for a face...)
-    min_logit = math.log(det.min_score / (1.0 - det.min_score)) if 0 < det.min_score < 1 else 0.0
-    import os
-    if os.environ.get("DBG_NOMIN"):
-        min_logit = None
-    kb = bool(os.environ.get("DBG_KEEPBOX"))
-    faces = orient.orient_faces(det, image, kept_upright, min_logit=min_logit)
-    faces += orient.orient_faces(det, image, turned, keep_box_if_unturned=kb, min_logit=min_logit)
+    faces = orient.orient_faces(det, image, kept_upright, min_logit=orient.SEARCH_MIN_LOGIT)
+    faces += orient.orient_faces(det, image, turned, keep_box_if_unturned=False, min_logit=orient.SEARCH_MIN_LOGIT)
     return orient.dedupe([orient.fine_roll(image, f) for f in faces])
 
 
 __all__ = [
-    "DEFAULT_ANGLES",
     "DEFAULT_DETECTOR",
     "DETECTORS",
     "ROTATE_MODES",
-    "FULL_ANGLES",
     "Detector",
     "detect",
     "get_detector",
     "pick_face",
     "rotate_mode",
     "rotate_image",
-    "sweep",
     "upright_crop",
 ]

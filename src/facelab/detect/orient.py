@@ -147,6 +147,8 @@ def fine_roll(image: np.ndarray, face: Face, rounds: int = 3) -> Face:
     return face
 
 
+#: after a whole-image search, faces whose best turned crop scores below this logit are dropped
+SEARCH_MIN_LOGIT = 0.85
 #: a face whose best turned crop scores at least this logit is sure enough to decide ``rotate="auto"``
 SURE_LOGIT = 4.5
 
@@ -334,10 +336,35 @@ def drop_inner(faces: list[Face]) -> list[Face]:
     return kept
 
 
+def overlap_small(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area."""
+    iw = min(a.right, b.right) - max(a.left, b.left)
+    ih = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / max(min(a.area, b.area), 1e-9)
+
+
 def dedupe(faces: list[Face]) -> list[Face]:
-    """Drop faces that are the same face as a higher-scoring one (after re-orientation boxes can meet)."""
+    """One face per place after the orientation check.
+
+    Faces at the same spot (centres close, or one box mostly inside the other:
+    a face read the wrong way up gets a shifted, larger box) keep the one that
+    agrees with the photo's dominant orientation (a turned photo turns all its
+    faces alike), then the one the check is surest of.
+    """
+
+    def sureness(f: Face) -> float:
+        info = getattr(f, "_orient", None)
+        return info[0] if info is not None else f.score
+
+    mass = [0.0, 0.0, 0.0, 0.0]
+    for f in faces:
+        mass[int(round(wrap_angle(f.rotation) / 90.0)) % 4] += max(sureness(f), 0.0)
+    dominant = 90.0 * int(np.argmax(mass))
+
     kept: list[Face] = []
-    for f in sorted(faces, key=lambda f: -f.score):
-        if not any(same_face(f, k) for k in kept):
+    for f in sorted(faces, key=lambda f: (angle_diff(f.rotation, dominant) > 60.0, -sureness(f))):
+        if not any(same_face(f, k) or overlap_small(f.box, k.box) >= 0.3 for k in kept):
             kept.append(f)
     return kept
