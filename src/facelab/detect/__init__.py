@@ -122,7 +122,7 @@ def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     # once the image is searched at every angle, a face must convince the orientation check (false boxes from
     # the turned copies' edges, parts of a turned face taken for a face...)
     faces = orient.orient_faces(det, image, kept_upright, min_logit=orient.SEARCH_MIN_LOGIT)
-    faces += orient.orient_faces(det, image, turned, keep_box_if_unturned=False, min_logit=orient.SEARCH_MIN_LOGIT)
+    faces += orient.orient_faces(det, image, turned, min_logit=orient.SEARCH_MIN_LOGIT)
     return orient.dedupe([orient.fine_roll(image, f) for f in faces])
 
 
