@@ -11,6 +11,7 @@ for a user's ONNX file; more in other modules) and are built once per process.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 from typing import Any, Union
 
 from ..io import as_image
@@ -49,8 +50,10 @@ def rotate_mode(rotate: Rotate) -> str | tuple[float, ...]:
     """``rotate`` as one of :data:`ROTATE_MODES`, or a tuple of angles.
 
     Accepts ``False``/``None``/``"off"``/``"none"``, ``"auto"``, ``True``/``"on"``/``"always"``,
-    ``"full"`` and a list of angles.
+    ``"full"`` and a list of angles (and a ``str`` enum of these names, e.g. the CLI's).
     """
+    if isinstance(rotate, Enum):
+        rotate = rotate.value
     if rotate is None or rotate is False or rotate in ("off", "none"):
         return "off"
     if rotate is True or rotate in ("on", "always"):
