@@ -133,3 +133,15 @@ def test_dataset_build_auto_keeps_more_faces_and_no_crop_upside_down(tmp_path):
                 assert detect(chip, "hog", rotate="off", min_face=40), r.file
     assert len(kept["auto"]) > len(kept["off"])
     assert len(kept["auto"]) == 8
+
+
+def test_face_recognition_drop_in_rotation_is_opt_in():
+    import facelab.compat.face_recognition as fr
+
+    upright = np.asarray(Image.open(KNOWN / "obama.jpg").convert("RGB"))
+    ref = fr.face_encodings(upright)[0]
+    img = turned(KNOWN / "obama.jpg", 90)
+    assert fr.face_locations(img) == [] and fr.face_encodings(img) == []  # the original's behaviour, unchanged
+    assert len(fr.face_locations(img, rotate="auto")) == 1
+    (enc,) = fr.face_encodings(img, rotate="auto")
+    assert np.linalg.norm(enc - ref) < 0.3  # measured 0.08: the same face, aligned upright
