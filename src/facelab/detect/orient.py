@@ -347,13 +347,23 @@ def overlap_small(a: Box, b: Box) -> float:
     return iw * ih / max(min(a.area, b.area), 1e-9)
 
 
+def _ghost(f: Face, k: Face) -> bool:
+    """Is ``f`` a surer face ``k`` read the wrong way up?  BlazeFace reads a face upside down as a face whose
+    eyes are the real eyes and whose chin is the forehead: a box of opposite roll right next to the real one."""
+    if angle_diff(f.rotation, k.rotation) < 120.0:
+        return False
+    (fx, fy), (kx, ky) = f.box.center, k.box.center
+    return math.hypot(fx - kx, fy - ky) < 1.2 * max(k.box.width, k.box.height)
+
+
 def dedupe(faces: list[Face]) -> list[Face]:
     """One face per place after the orientation check.
 
     Faces at the same spot (centres close, or one box mostly inside the other:
     a face read the wrong way up gets a shifted, larger box) keep the one that
     agrees with the photo's dominant orientation (a turned photo turns all its
-    faces alike), then the one the check is surest of.
+    faces alike), then the one the check is surest of; a face of opposite roll right next to a surer one
+    is that face read the wrong way up (:func:`_ghost`).
     """
 
     def sureness(f: Face) -> float:
@@ -367,6 +377,6 @@ def dedupe(faces: list[Face]) -> list[Face]:
 
     kept: list[Face] = []
     for f in sorted(faces, key=lambda f: (angle_diff(f.rotation, dominant) > 60.0, -sureness(f))):
-        if not any(same_face(f, k) or overlap_small(f.box, k.box) >= 0.3 for k in kept):
+        if not any(same_face(f, k) or overlap_small(f.box, k.box) >= 0.3 or _ghost(f, k) for k in kept):
             kept.append(f)
     return kept
