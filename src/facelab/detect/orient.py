@@ -252,10 +252,11 @@ def orient_faces(det, image: np.ndarray, faces: list[Face], *, keep_box_if_untur
 #: ``rotate=True`` (and ``"auto"`` once triggered): angles besides 0 searched for detectors that tolerate
 #: ~45° of roll (the BlazeFace family: small faces are lost half-way between quarter turns, so 45° steps) ...
 WIDE_TURNS: tuple[float, ...] = (90.0, -90.0, 180.0, 45.0, -45.0, 135.0, -135.0)
-#: ... and for frontal detectors (HOG, CNN, Haar) that need finer steps
-FRONTAL_TURNS: tuple[float, ...] = tuple(float(a) for a in range(-150, 181, 30) if a != 0)
+#: ... and for frontal detectors (HOG, CNN, Haar) that need finer steps: every 15° up to 45° (the old sweep),
+#: then every 30°
+FRONTAL_TURNS: tuple[float, ...] = (-15.0, 15.0, -30.0, 30.0, -45.0, 45.0, 60.0, -60.0, 90.0, -90.0, 120.0, -120.0, 150.0, -150.0, 180.0)
 #: ``rotate="full"``: every 30° / every 15°
-FULL_WIDE: tuple[float, ...] = FRONTAL_TURNS
+FULL_WIDE: tuple[float, ...] = tuple(float(a) for a in range(-150, 181, 30) if a != 0)
 FULL_FRONTAL: tuple[float, ...] = tuple(float(a) for a in range(-165, 181, 15) if a != 0)
 
 
@@ -333,7 +334,7 @@ def drop_inner(faces: list[Face]) -> list[Face]:
     kept: list[Face] = []
     for f in by_size:
         cx, cy = f.box.center
-        if not any(k.box.area >= 3.0 * f.box.area and k.box.left < cx < k.box.right and k.box.top < cy < k.box.bottom for k in kept):
+        if not any(k.score >= f.score and k.box.area >= 3.0 * f.box.area and k.box.left < cx < k.box.right and k.box.top < cy < k.box.bottom for k in kept):
             kept.append(f)
     return kept
 
