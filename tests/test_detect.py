@@ -16,7 +16,8 @@ def test_one_face_on_obama(obama):
     faces = detect(obama)
     assert len(faces) == 1
     f = faces[0]
-    assert f.detector == DEFAULT_DETECTOR == "blazeface_ft" and f.rotation == 0.0
+    # rotation is the measured roll of the face (issue 16): an upright portrait, a few degrees at most
+    assert f.detector == DEFAULT_DETECTOR == "blazeface_ft" and abs(f.rotation) < 10
     # the face is in the upper middle of the portrait
     cx, cy = f.box.center
     assert 0.35 < cx / obama.shape[1] < 0.65 and 0.15 < cy / obama.shape[0] < 0.45

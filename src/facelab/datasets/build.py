@@ -3,10 +3,11 @@
 Per image (in worker processes with ``workers > 1``, cached so re-runs skip it):
 
 1. load (EXIF-upright); unreadable files are rejected (``unreadable``);
-2. detect with the rotation sweep: upright and ±15..45° (``rotate="on"``,
-   the best-scoring angle wins, so a tilted face is cut out straight), and
-   when that finds nothing, also ±60°, ±90° and 180° (photos on their side
-   or upside down); nothing -> rejected (``no_face``, listed in
+2. detect at any angle (``rotate="on"``: the photo turned by quarter turns and
+   finer steps, each face kept from the view where it is most upright, its roll
+   measured, so a tilted, sideways or upside-down face is cut out straight;
+   ``"auto"`` searches only when the upright pass finds nothing or a turned
+   face; ``"off"`` never turns); nothing -> rejected (``no_face``, listed in
    ``unrecognized.txt``);
 3. keep ONE face: the largest (``choose="largest"``, default) or the one
    nearest the image centre (``choose="central"``); the rule used for each
@@ -56,14 +57,6 @@ SPLITS = ("train", "val", "test")
 MANAGED = (*SPLITS, "review")
 
 
-def rotate_mode(rotate: Any) -> str:
-    """``"on" | "auto" | "full" | "off"`` from a mode name or the detector's values (True, False, "auto", "full")."""
-    mode = {True: "on", False: "off"}.get(rotate, rotate) if isinstance(rotate, bool) else rotate
-    if mode not in ("on", "auto", "full", "off"):
-        raise InputError(f"rotate must be 'on', 'auto', 'full' or 'off', not {rotate!r}")
-    return mode
-
-
 @dataclass(frozen=True)
 class BuildOptions:
     """Settings of a build.  The first group changes the per-image work (and its cache key)."""
@@ -75,7 +68,7 @@ class BuildOptions:
     choose: str = "largest"  # or "central"
     embedder: str = "dlib"
     image_format: str = "jpg"
-    rotate: str = "on"  # sweep ±15..45° always ("on"), only when nothing is upright ("auto"), never ("off"); "full" adds ±60, ±90, 180
+    rotate: Any = "on"  # "off"/False, "auto", "on"/True, "full" (facelab.detect.detect's rotate)
     # decisions over the whole set (recomputed every run)
     min_size: int = 48  # faces whose box side is smaller are rejected
     blur: float = BLUR_THRESHOLD
@@ -86,7 +79,15 @@ class BuildOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rotate", rotate_mode(self.rotate))
+        from ..detect import rotate_mode
+
+        try:
+            mode = rotate_mode(self.rotate)
+        except ValueError:
+            mode = None
+        if not isinstance(mode, str):
+            raise InputError(f"rotate must be 'off', 'auto', 'on' or 'full', not {self.rotate!r}")
+        object.__setattr__(self, "rotate", mode)  # frozen: store the normalised value
         if self.choose not in ("largest", "central"):
             raise InputError(f"choose must be 'largest' or 'central', not {self.choose!r}")
         if self.image_format not in ("jpg", "png"):
@@ -151,14 +152,10 @@ class DetectJob:
         get_embedder(self.embedder).prepare()
 
     def __call__(self, image: np.ndarray) -> list[Face]:
-        from ..detect import DEFAULT_ANGLES, FULL_ANGLES, detect
+        from ..detect import detect
         from ..embed import get_embedder
 
-        sweep = {"on": True, "auto": "auto", "full": "full", "off": False}[self.rotate]
-        faces = detect(image, self.detector, rotate=sweep, min_face=self.min_face)
-        if not faces and self.rotate in ("on", "auto"):  # on its side or upside down?
-            extra = [a for a in FULL_ANGLES if a not in DEFAULT_ANGLES]
-            faces = [f for f in detect(image, self.detector, rotate=extra, min_face=self.min_face) if f.rotation]
+        faces = detect(image, self.detector, rotate=self.rotate, min_face=self.min_face)
         if not faces:
             return []
         faces = sorted(faces, key=lambda f: -f.box.area) if self.choose == "largest" else sorted(faces, key=lambda f: _off_centre(f, image))

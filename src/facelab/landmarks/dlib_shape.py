@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..detect.base import dlib_box
+from ..detect.orient import UPRIGHT_TOLERANCE
 from ..detect.rotate import apply_affine, invert_affine, upright_crop
 from ..models import model_path
 from ..types import Face, Landmarks
@@ -28,7 +29,7 @@ class DlibShapePredictor(Landmarker):
         return self._sp(image, rect)
 
     def _predict(self, image: np.ndarray, face: Face) -> Landmarks:
-        if abs(face.rotation) < 1e-6:
+        if abs(face.rotation) < UPRIGHT_TOLERANCE:  # the model copes with a small roll
             shape = self.shape(image, face)
             pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
         else:

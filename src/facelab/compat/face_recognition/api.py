@@ -171,6 +171,11 @@ def _rect_to_css(rect) -> CSS:
     return rect.top(), rect.right(), rect.bottom(), rect.left()
 
 
+def _rect_to_css_box(box: Box) -> CSS:
+    """A facelab :class:`Box` as ``(top, right, bottom, left)`` ints (dlib rounds the same way)."""
+    return int(round(box.top)), int(round(box.right)), int(round(box.bottom)), int(round(box.left))
+
+
 def _css_to_rect(css: Sequence[Any]):
     """A ``(top, right, bottom, left)`` tuple as a dlib ``rectangle`` (values rounded to ints)."""
     import dlib
@@ -306,15 +311,30 @@ def _raw_face_locations(img: Any, number_of_times_to_upsample: int = 1, model: s
     return rects
 
 
-def face_locations(img: Any, number_of_times_to_upsample: int = 1, model: str = "hog") -> list[CSS]:
+def _turned_faces(image: np.ndarray, upsample: int, model: str, rotate: Any) -> list[Face]:
+    """facelab's any-angle detection with the original's detector (the opt-in ``rotate`` of this module)."""
+    from ...detect import detect
+
+    if upsample < 0:
+        raise ValueError(f"number_of_times_to_upsample must be 0 or more, not {upsample}")
+    faces = detect(image, _detector_name(model), rotate=rotate, upsample=int(upsample))
+    return faces
+
+
+def face_locations(img: Any, number_of_times_to_upsample: int = 1, model: str = "hog", *, rotate: Any = False) -> list[CSS]:
     """Bounding boxes of the faces in an image, ``(top, right, bottom, left)``, clipped to the image.
 
     :param img: an image (as a numpy array)
     :param number_of_times_to_upsample: how many times to upsample the image looking for faces (higher finds smaller faces)
     :param model: ``"hog"`` (fast on CPU) or ``"cnn"`` (more accurate; facelab runs it with onnxruntime)
+    :param rotate: facelab addition, off by default (the original's behaviour): ``"auto"``, ``True`` or ``"full"``
+        also finds turned faces (sideways, upside down; :func:`facelab.detect`); their box is the axis-aligned
+        bounds of the turned face box
     :return: a list of ``(top, right, bottom, left)`` tuples, in dlib's order
     """
     image = _rgb(img)
+    if rotate not in (False, None, "off"):
+        return [_trim_css_to_bounds(_rect_to_css_box(f.bounds()), image.shape) for f in _turned_faces(image, number_of_times_to_upsample, model, rotate)]
     if _detector_name(model) == "cnn":
         return [
             _trim_css_to_bounds(_rect_to_css(face.rect), image.shape)
@@ -403,7 +423,12 @@ def face_landmarks(
 
 
 def face_encodings(
-    face_image: Any, known_face_locations: Iterable[Sequence[Any]] | None = None, num_jitters: int = 1, model: str = "small"
+    face_image: Any,
+    known_face_locations: Iterable[Sequence[Any]] | None = None,
+    num_jitters: int = 1,
+    model: str = "small",
+    *,
+    rotate: Any = False,
 ) -> list[np.ndarray]:
     """The 128-d face encoding of each face in the image.
 
@@ -412,6 +437,9 @@ def face_encodings(
     :param num_jitters: how many times to re-sample each face (randomly shifted, scaled, rotated and
         mirrored by dlib's ``jitter_image``) and average; 1 (default) means no re-sampling
     :param model: ``"small"`` (default: 5-point alignment) or ``"large"`` (68-point alignment)
+    :param rotate: facelab addition, off by default: with ``"auto"``/``True``/``"full"`` and no
+        ``known_face_locations``, turned faces are found too and aligned upright (their landmarks are
+        computed on the levelled face)
     :return: a list of float64 arrays of shape (128,), one per face
 
     All the faces of the image (and all the jittered copies) go through the
@@ -420,7 +448,14 @@ def face_encodings(
     import dlib
 
     image = _rgb(face_image)
-    shapes = _raw_face_landmarks(image, known_face_locations, model)
+    if known_face_locations is None and rotate not in (False, None, "off"):
+        from ...align import dlib_shape
+
+        predictor = _predictor(model)
+        faces = _turned_faces(image, 1, "hog", rotate)
+        shapes = [dlib_shape(f, lm) for f, lm in zip(faces, predictor.predict(image, faces))]
+    else:
+        shapes = _raw_face_landmarks(image, known_face_locations, model)
     if not shapes:
         return []
     enc = _encoder()

@@ -1,0 +1,250 @@
+"""Faces at any angle and any photo size: detection, roll and verification on turned and upscaled photos.
+
+Every image is turned here (expanded canvas, ``PIL.Image.rotate(angle, expand=True)``,
+counter-clockwise); predicted faces are mapped back to the unturned photo (box
+centre through the inverse turn, the face's upright box size) and matched to
+the annotations at IoU >= 0.5 (:class:`facelab.evaluate.DetectionScore`, faces
+>= 20 px).  ``roll_error_median_deg``: the median over matched faces of the
+difference between ``face.rotation`` and the roll the same face gets on the
+unturned photo minus the turn (so the face's own tilt does not count).
+
+* detection on ``--boxes`` (the held-out validation photos when it is
+  ``../shared/data/face-boxes``: ``blazeface_ft`` was fine-tuned on the others);
+* ``--scales``: the unturned photos upscaled k-fold (bicubic), rows per scale;
+* verification on LFW ``--pairs`` (View 1 DevTest) with the *second* image of
+  each pair turned; threshold 0.6 fixed from the upright calibration on DevTrain
+  (README); a pair whose image has no face counts as "different".
+
+facelab runs the default detector with ``rotate="auto"`` (and ``"off"`` for
+the upright timing ratio); face_recognition 1.3.0 (``face_locations`` +
+``face_encodings``, HOG, no sweep) runs on the same images in the same run.
+
+Usage: python benchmarks/rotation.py --boxes DIR --lfw DIR --pairs FILE
+       [--angles 0,15,30,45,60,90,135,180,-90] [--scales 1,2,4] [--limit-pairs N] [--limit-images N] --json-out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from facelab import FaceAnalysis  # noqa: E402
+from facelab.detect import DEFAULT_DETECTOR, detect, get_detector  # noqa: E402
+from facelab.detect.orient import angle_diff  # noqa: E402
+from facelab.detect.rotate import apply_affine, rotation_matrix  # noqa: E402
+from facelab.evaluate import DetectionScore, read_pairs, voc_dataset  # noqa: E402
+from facelab.evaluate.face_boxes import is_face_boxes, split  # noqa: E402
+from facelab.types import Box  # noqa: E402
+
+THRESHOLD = 0.6
+
+
+def turn(img: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned by ``angle`` (PIL, expanded) and the 2x3 matrix turned -> original coordinates."""
+    if angle % 360 == 0:
+        return img, np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    out = np.asarray(Image.fromarray(img).rotate(angle, resample=Image.BILINEAR, expand=True))
+    h, w = img.shape[:2]
+    m, (nw, nh) = rotation_matrix(w, h, angle)  # original -> canvas (cv2's convention = PIL's, centred)
+    # PIL's expanded canvas may differ from ours by a pixel: centre both
+    m[0, 2] += (out.shape[1] - nw) / 2.0
+    m[1, 2] += (out.shape[0] - nh) / 2.0
+    import cv2
+
+    return out, cv2.invertAffineTransform(m)
+
+
+def back(box: Box, inv: np.ndarray) -> Box:
+    (cx, cy), = apply_affine(inv, [box.center])
+    return Box.from_center(float(cx), float(cy), box.width, box.height)
+
+
+def facelab_faces(img, mode):
+    return [(f.box, f.rotation) for f in detect(img, DEFAULT_DETECTOR, rotate=mode)]
+
+
+def fr_faces(img, mode=None):
+    import face_recognition
+
+    return [(Box(float(l), float(t), float(r), float(b)), 0.0) for t, r, b, l in face_recognition.face_locations(img)]
+
+
+def detection_rows(images, angles, finder, base_rolls=None):
+    out = {}
+    rolls0: dict[tuple[str, int], float] = {}
+    for angle in angles:
+        score = DetectionScore()
+        errs = []
+        for stem, img, gt in images:
+            timg, inv = turn(img, angle)
+            found = finder(timg)
+            boxes = [back(b, inv) for b, _ in found]
+            score.add(gt, boxes, name=stem)
+            for gi, g in enumerate(gt):
+                if min(g.width, g.height) < 20 or not boxes:
+                    continue
+                j = int(np.argmax([g.iou(b) for b in boxes]))
+                if g.iou(boxes[j]) < 0.5:
+                    continue
+                if angle == 0:
+                    rolls0[(stem, gi)] = found[j][1]
+                elif (stem, gi) in (base_rolls if base_rolls is not None else rolls0):
+                    ref = (base_rolls if base_rolls is not None else rolls0)[(stem, gi)]
+                    errs.append(angle_diff(found[j][1], ref - angle))
+        d = score.to_dict()
+        d = {"recall": d["recall"], "precision": d["precision"], "gt": d["gt"]}
+        d["roll_error_median_deg"] = round(float(np.median(errs)), 2) if errs else (0.0 if angle == 0 else None)
+        out[str(int(angle) if float(angle).is_integer() else angle)] = {"detection": d}
+        print(f"  angle {angle:>6}: recall {d['recall']:.3f} precision {d['precision']:.3f} roll err {d['roll_error_median_deg']}", flush=True)
+    return out, rolls0
+
+
+def scale_rows(images, scales, finder):
+    import cv2
+
+    out = {}
+    for k in scales:
+        score = DetectionScore()
+        for stem, img, gt in images:
+            big = img if k == 1 else cv2.resize(img, (img.shape[1] * k, img.shape[0] * k), interpolation=cv2.INTER_CUBIC)
+            score.add([Box(g.left * k, g.top * k, g.right * k, g.bottom * k) for g in gt], [b for b, _ in finder(big)], name=stem, small=20.0 * k)
+        d = score.to_dict()
+        out[str(k)] = {"recall": d["recall"], "precision": d["precision"]}
+        print(f"  scale {k}: recall {d['recall']:.3f} precision {d['precision']:.3f}", flush=True)
+    return out
+
+
+def verification_rows(pairs, angles, embed_fn):
+    cache: dict[tuple[str, float], np.ndarray | None] = {}
+    out = {}
+    from facelab.io import load_image
+
+    for angle in angles:
+        correct = 0
+        no_face = 0
+        for p in pairs:
+            ea = cache.get((p.a, 0.0))
+            if (p.a, 0.0) not in cache:
+                ea = cache[(p.a, 0.0)] = embed_fn(load_image(p.a))
+            key = (p.b, float(angle))
+            if key not in cache:
+                cache[key] = embed_fn(turn(load_image(p.b), angle)[0])
+            eb = cache[key]
+            if ea is None or eb is None:
+                no_face += 1
+                same = False
+            else:
+                same = float(np.linalg.norm(ea - eb)) <= THRESHOLD
+            correct += same == p.same
+        acc = correct / len(pairs)
+        out[str(int(angle) if float(angle).is_integer() else angle)] = {"accuracy": round(acc, 4), "no_face_pairs": no_face}
+        print(f"  angle {angle:>6}: accuracy {acc:.4f} ({no_face} pairs without a face)", flush=True)
+    return out
+
+
+def timing(images, mode) -> float:
+    get_detector(DEFAULT_DETECTOR).prepare()
+    detect(images[0], rotate=mode)
+    t = time.perf_counter()
+    for img in images:
+        detect(img, rotate=mode)
+    return (time.perf_counter() - t) / len(images) * 1000
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--boxes", required=True)
+    ap.add_argument("--lfw", required=True, help="folder of LFW images (<name>/<name>_NNNN.jpg)")
+    ap.add_argument("--pairs", required=True, help="pairsDevTest.txt")
+    ap.add_argument("--angles", default="0,15,30,45,60,90,135,180,-90")
+    ap.add_argument("--scales", default="1,2,4")
+    ap.add_argument("--limit-pairs", type=int, default=0, help="first N/2 matched and N/2 mismatched pairs (0: all)")
+    ap.add_argument("--limit-images", type=int, default=0, help="first N detection photos (0: all)")
+    ap.add_argument("--timing-images", type=int, default=200, help="upright LFW images timed with rotate=off and auto")
+    ap.add_argument("--no-baseline", action="store_true", help="skip face_recognition")
+    ap.add_argument("--json-out", required=True)
+    a = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    angles = [float(x) for x in a.angles.split(",")]
+    scales = [int(x) for x in a.scales.split(",")]
+    from facelab.io import load_image
+
+    ds = voc_dataset(a.boxes)
+    which = "val" if is_face_boxes(ds) else "all"
+    ds = split(ds, which)
+    if a.limit_images:
+        ds = ds[: a.limit_images]
+    images = [(Path(p).stem, load_image(p), gt) for p, gt in ds]
+    pairs = read_pairs(a.pairs, a.lfw)
+    if a.limit_pairs:
+        pairs = pairs[: a.limit_pairs // 2] + pairs[len(pairs) // 2 : len(pairs) // 2 + a.limit_pairs // 2]
+    result: dict = {
+        "detector": DEFAULT_DETECTOR,
+        "rotate": "auto",
+        "split": which,
+        "images": len(images),
+        "pairs": len(pairs),
+        "threshold": THRESHOLD,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    lfw_paths = sorted({p.a for p in pairs} | {p.b for p in pairs})[: a.timing_images]
+    lfw_imgs = [load_image(p) for p in lfw_paths]
+    off = timing(lfw_imgs, "off")
+    auto = timing(lfw_imgs, "auto")
+    off = (off + timing(lfw_imgs, "off")) / 2  # interleaved twice: the machine is shared
+    auto = (auto + timing(lfw_imgs, "auto")) / 2
+    result["upright_ms_per_image"] = round(off, 1)
+    result["auto_ms_per_image"] = round(auto, 1)
+    result["auto_over_off"] = round(auto / off, 3)
+    print(f"upright LFW ({len(lfw_imgs)} images): off {off:.1f} ms, auto {auto:.1f} ms ({auto / off:.2f}x)", flush=True)
+
+    print("facelab detection", flush=True)
+    rows, _ = detection_rows(images, angles, lambda im: facelab_faces(im, "auto"))
+    print("facelab scales", flush=True)
+    result["scales"] = scale_rows(images, scales, lambda im: facelab_faces(im, "auto"))
+    fa = FaceAnalysis(detector=DEFAULT_DETECTOR, landmarks=None, rotate="auto", max_faces=1)
+
+    def emb(img):
+        fs = fa.get(img)
+        return fs[0].embedding.vector if fs else None
+
+    print("facelab verification", flush=True)
+    ver = verification_rows(pairs, angles, emb)
+    for k in rows:
+        rows[k]["verification"] = ver[k]
+    result["angles"] = rows
+    if not a.no_baseline:
+        import face_recognition
+
+        print("face_recognition 1.3.0", flush=True)
+        brow, _ = detection_rows(images, angles, fr_faces)
+
+        def fr_emb(img):
+            e = face_recognition.face_encodings(img)
+            return np.asarray(e[0]) if e else None
+
+        bver = verification_rows(pairs, angles, fr_emb)
+        for k in brow:
+            brow[k]["verification"] = bver[k]
+        result["face_recognition"] = {"angles": brow, "scales": scale_rows(images, scales, fr_faces)}
+    Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {a.json_out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Faces at any angle and any photo size (issue 16), on real photos turned with PIL.
+
+Convention: a photo turned by ``t`` degrees (``PIL.Image.rotate(t)``, counter-clockwise)
+holds faces of ``face.rotation`` close to ``-t`` plus the face's own tilt in the
+upright photo (the angle that turns the image so the face is upright).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facelab
+from facelab import FaceAnalysis
+from facelab.detect import detect
+from facelab.detect.orient import angle_diff, roll_from_points
+from facelab.gallery import KnownFaces
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWN = ROOT / "samples" / "known"
+PHOTOS = ROOT / "samples" / "photos"
+
+
+def turned(path: Path, angle: float, width: int | None = None) -> np.ndarray:
+    im = Image.open(path).convert("RGB")
+    if width:
+        im = im.resize((width, round(im.height * width / im.width)), Image.BILINEAR)
+    return np.asarray(im.rotate(angle, expand=True, resample=Image.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def known() -> KnownFaces:
+    fa = FaceAnalysis(landmarks=None, max_faces=1)
+    kf = None
+    for p in sorted(KNOWN.glob("*.jpg")):
+        f = fa.get(facelab.load_image(p))[0]
+        kf = kf or KnownFaces(f.embedding.model, 0.6)
+        kf.add(p.stem, f.embedding)
+    return kf
+
+
+@pytest.fixture(scope="module")
+def upright_rolls() -> dict[str, list[float]]:
+    """The faces' own tilt in the upright photos (what a turned copy adds to)."""
+    return {
+        name: [f.rotation for f in sorted(detect(facelab.load_image(p), rotate="off"), key=lambda f: f.box.center[0])]
+        for name, p in (("obama", KNOWN / "obama.jpg"), ("group", PHOTOS / "obama_and_biden.jpg"))
+    }
+
+
+@pytest.mark.parametrize("angle", [90, -90, 180])
+def test_turned_portrait_one_face_right_roll_and_name(angle, known, upright_rolls):
+    # the issue: 90 gave rotation -45, -90 gave three faces, 180 gave an upright (rotation 0) face
+    img = turned(KNOWN / "obama.jpg", angle)
+    faces = FaceAnalysis(landmarks="dlib5").get(img)
+    assert len(faces) == 1
+    f = faces[0]
+    assert angle_diff(f.rotation, upright_rolls["obama"][0] - angle) <= 10
+    known.identify_faces(faces)
+    assert f.identity.name == "obama"
+
+
+def test_turned_group_photo_three_faces(known, upright_rolls):
+    # the issue: one face of three, reported upright
+    faces = FaceAnalysis(landmarks=None).get(turned(PHOTOS / "obama_and_biden.jpg", 90))
+    assert len(faces) == 3
+    for f in faces:
+        assert angle_diff(f.rotation, -90) <= 30  # each person's own tilt is within +-15 upright
+    known.identify_faces(faces)
+    assert {"obama", "biden"} <= {f.identity.name for f in faces}
+
+
+def test_upside_down_landmarks_land_on_the_eyes():
+    up = facelab.landmarks(facelab.load_image(KNOWN / "obama.jpg"), model="dlib68")[0]
+    img = turned(KNOWN / "obama.jpg", 180)
+    down = facelab.landmarks(img, model="dlib68")[0]
+    h, w = img.shape[:2]
+    mapped = np.stack([w - 1 - down.landmarks.points[:, 0], h - 1 - down.landmarks.points[:, 1]], axis=1)  # 180° back
+    le, re_ = up.landmarks.eye_centers()
+    ml = mapped[36:42].mean(0)
+    mr = mapped[42:48].mean(0)
+    # the turned face's "left eye" is the upright face's right eye, and the other way round
+    eye_dist = float(np.linalg.norm(re_ - le))
+    assert min(np.linalg.norm(ml - re_), np.linalg.norm(ml - le)) < 0.1 * eye_dist
+    assert min(np.linalg.norm(mr - re_), np.linalg.norm(mr - le)) < 0.1 * eye_dist
+    assert abs(roll_from_points(down.landmarks) - down.rotation) < 15
+
+
+def test_upscaled_group_photo_keeps_three_faces():
+    # the issue: 2560 px wide gave 6 faces (a background patch, a raised arm, a second box around the child)
+    img = turned(PHOTOS / "obama_and_biden.jpg", 0, width=2560)
+    assert len(detect(img)) == 3
+
+
+@pytest.mark.parametrize("mode", ["off", "auto", "on", "full", False, True])
+def test_rotate_values_accepted_and_odd_inputs_stay_clean(mode):
+    for img in (np.zeros((1, 300, 3), np.uint8), np.zeros((300, 1, 3), np.uint8), np.full((5, 5, 3), 128, np.uint8)):
+        assert detect(img, rotate=mode) == []
+    with pytest.raises(ValueError, match="rotate must be"):
+        detect(np.zeros((10, 10, 3), np.uint8), rotate="sideways")
+
+
+def test_exif_rotated_file_is_turned_first(tmp_path):
+    # a portrait stored on its side with EXIF orientation 6 (rotate 90° clockwise to view)
+    im = Image.open(KNOWN / "obama.jpg").convert("RGB").rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p = tmp_path / "sideways.jpg"
+    im.save(p, exif=exif)
+    faces = detect(str(p))
+    assert len(faces) == 1 and abs(faces[0].rotation) < 25
+
+
+def test_dataset_build_auto_keeps_more_faces_and_no_crop_upside_down(tmp_path):
+    from facelab.datasets.build import BuildOptions, build_dataset
+
+    raw = tmp_path / "raw"
+    for person, src in (("obama", KNOWN / "obama.jpg"), ("biden", KNOWN / "biden.jpg")):
+        (raw / person).mkdir(parents=True)
+        for angle in (0, 90, 180, -90):
+            Image.fromarray(turned(src, angle, width=360)).save(raw / person / f"{person}_{angle}.jpg")
+    kept = {}
+    for mode in ("off", "auto"):
+        out = tmp_path / f"out_{mode}"
+        s = build_dataset(raw, out, BuildOptions(detector="blazeface_ft", rotate=mode, size=128, split=(1.0, 0.0, 0.0), outlier=10.0, dup_bits=-1))
+        kept[mode] = [r for r in s.images if r.status == "kept"]
+        if mode == "auto":
+            for r in kept[mode]:  # HOG finds only upright faces: every chip has one
+                chip = facelab.load_image(out / r.file)
+                assert detect(chip, "hog", rotate="off", min_face=40), r.file
+    assert len(kept["auto"]) > len(kept["off"])
+    assert len(kept["auto"]) == 8
+
+
+def test_face_recognition_drop_in_rotation_is_opt_in():
+    import facelab.compat.face_recognition as fr
+
+    upright = np.asarray(Image.open(KNOWN / "obama.jpg").convert("RGB"))
+    ref = fr.face_encodings(upright)[0]
+    img = turned(KNOWN / "obama.jpg", 90)
+    assert fr.face_locations(img) == [] and fr.face_encodings(img) == []  # the original's behaviour, unchanged
+    assert len(fr.face_locations(img, rotate="auto")) == 1
+    (enc,) = fr.face_encodings(img, rotate="auto")
+    assert np.linalg.norm(enc - ref) < 0.3  # measured 0.08: the same face, aligned upright
