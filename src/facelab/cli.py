@@ -447,6 +447,7 @@ COMMAND_MODULES: list[str] = [
     "facelab.compat.cli",
     "facelab.gallery.cli",
     "facelab.train.cli",
+    "facelab.train.finetune_cli",
     "facelab.attributes.cli",
     "facelab.detect.cli",
     "facelab.batch.cli",

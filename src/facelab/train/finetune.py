@@ -103,14 +103,15 @@ def face_chips(items, *, detector: str = "hog", min_face: int = 40, fallback: bo
 
 
 def degrade(chips: np.ndarray, how: str) -> np.ndarray:
-    """Synthetic hard cases made from good chips: ``lowres24`` (the 150-px chip shrunk to 24 px and back:
-    a ~16-px face) or ``occluded`` (a grey mask over the lower half of the face, like a surgical mask)."""
+    """Synthetic hard cases made from good chips: ``lowres<N>`` (the 150-px chip shrunk to N px and back:
+    ``lowres24`` leaves a ~16-px face) or ``occluded`` (a grey mask over the lower half of the face, like a surgical mask)."""
     import cv2
 
     out = np.empty_like(chips)
     for i, c in enumerate(chips):
-        if how == "lowres24":
-            small = cv2.resize(c, (24, 24), interpolation=cv2.INTER_AREA)
+        if how.startswith("lowres") and how[6:].isdigit():
+            px = int(how[6:])
+            small = cv2.resize(c, (px, px), interpolation=cv2.INTER_AREA)
             out[i] = cv2.resize(small, c.shape[1::-1], interpolation=cv2.INTER_LINEAR)
         elif how == "occluded":
             d = c.copy()
@@ -119,7 +120,7 @@ def degrade(chips: np.ndarray, how: str) -> np.ndarray:
             cv2.fillPoly(d, [pts], (200, 205, 210))
             out[i] = d
         else:
-            raise ValueError(f"unknown degradation {how!r} (lowres24, occluded)")
+            raise ValueError(f"unknown degradation {how!r} (lowres<N> such as lowres24, occluded)")
     return out
 
 
@@ -363,23 +364,28 @@ def finetune_embedder(
     out: str | os.PathLike[str],
     *,
     label_regex: str | None = None,
-    blocks: int = 2,
-    epochs: int = 15,
-    lr: float = LR,
-    augmentation: str = "none",
-    n_aug: int = 2,
-    seed: int = 0,
     detector: str = "hog",
     min_face: int = 40,
     fallback: bool = False,
     threads: int | None = None,
     progress: bool = False,
     command: str = "",
+    **train: Any,
 ) -> FineTuneReport:
-    """Fine-tune dlib's ResNet on the people of ``folder`` (``DIR/<person>/*.jpg``) and write ``out`` (.onnx) + a model card."""
+    """Fine-tune dlib's ResNet on the people of ``folder`` (``DIR/<person>/*.jpg``) and write ``out`` (.onnx) + a model card.
+
+    ``train`` are :func:`finetune_chips`' settings (``blocks``, ``epochs``, ``lr``, ``augmentation``, ``n_aug``, ``seed``, ``keep``)."""
+    import inspect
+
     torch = require_torch()
     from .dataset import identity_dataset
 
+    defaults = {k: v.default for k, v in inspect.signature(finetune_chips).parameters.items() if k not in ("chips", "net")}
+    unknown = set(train) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown fine-tuning setting(s): {', '.join(sorted(unknown))}")
+    settings = {**defaults, **train}
+    augmentation = settings["augmentation"]
     if augmentation not in AUGMENTATIONS:
         raise InputError(f"unknown augmentation {augmentation!r} (choose from {', '.join(AUGMENTATIONS)})")
     out = Path(out)
@@ -391,12 +397,12 @@ def finetune_embedder(
     chips = face_chips(identity_dataset(folder, label_regex=label_regex, min_per_class=2), detector=detector, min_face=min_face, fallback=fallback, progress=progress)
     if len(chips.classes) < 2:
         raise InputError("need at least 2 people with a detected face in >= 2 images each", source=str(folder))
-    net, res = finetune_chips(chips, blocks=blocks, epochs=epochs, lr=lr, augmentation=augmentation, n_aug=n_aug, seed=seed)
+    net, res = finetune_chips(chips, **settings)
     net.eval()
     with torch.no_grad():
         emb = torch.cat([net(preprocess_chips(chips.chips[s : s + 64], net.means)) for s in range(0, len(chips), 64)]).numpy()
     thr = pair_threshold(emb, chips.labels)
-    settings = {"blocks": blocks, "epochs": epochs, "lr": lr, "augmentation": augmentation, "n_aug": n_aug, "seed": seed, "detector": detector, "min_face": min_face}
+    settings.update(detector=detector, min_face=min_face)
     out.parent.mkdir(parents=True, exist_ok=True)
     net.to_onnx(out, embedder_metadata(net, thr, {"trained_on": Path(folder).name, "people": len(chips.classes), "settings": settings}))
     report = FineTuneReport(str(out), str(out.with_suffix(".md")), len(chips.classes), len(chips), res.history, thr, settings, time.perf_counter() - t0)
@@ -423,7 +429,7 @@ def write_model_card(report: FineTuneReport, folder, command: str, failed: list[
         f"- Last {report.settings['blocks']} residual block(s) + the 128-d fc layer trained with a CosFace loss (s={SCALE:g}, m={MARGIN:g}),",
         f"  {report.settings['epochs']} epochs, Adam lr {report.settings['lr']:g}, augmentation `{report.settings['augmentation']}`.",
         "- Use: dlib alignment (150 px, padding 0.25), input (RGB - dlib means) / 256, cosine distance; all recorded in the",
-        "  ONNX metadata `facelab_embedder`, so `facelab embed --embedder FILE.onnx` and `FaceAnalysis(embedder=FILE.onnx)` just work.",
+        "  ONNX metadata `facelab_embedder`, so `facelab embed --model FILE.onnx` and `FaceAnalysis(embedder=FILE.onnx)` just work.",
         f"- Threshold {report.threshold:.4f} (cosine distance): the best one on all pairs of the *training* images, an optimistic",
         "  value; calibrate it on pairs of people the model never saw before relying on it.",
         "",
