@@ -119,3 +119,23 @@ def test_exported_onnx_embeds_through_facelab(orl_chips, finetuned, tmp_path):
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert "onnx:mine.onnx" in out.stdout and doc
+
+
+def test_transfer_study_grid_writes_curves_and_resumes(orl_chips, tmp_path):
+    from facelab.train.study import run_study
+
+    torch.set_num_threads(1)
+    chips = orl_chips.subset(np.arange(0, 100, 2))  # 10 people x 5 photos
+    s = run_study(chips, tmp_path, backbones=("dlib", "cnn"), augmentations=("none",), folds=2, epochs=3, n_aug=1)
+    cells = {c["cell"]: c for c in s["cells"]}
+    assert set(cells) == {"dlib-frozen-none", "dlib-finetuned-none", "cnn-scratch-none"}
+    assert cells["dlib-frozen-none"]["accuracy"] >= 0.9  # ORL people are easy for dlib's features (measured 1.0)
+    for name, c in cells.items():
+        assert len(c["curves"]["train_acc"]) == 3 and len(c["fold_accuracies"]) == 2
+        assert (tmp_path / "curves" / f"{name}.png").stat().st_size > 1000
+        assert (tmp_path / "confusion" / f"{name}.png").stat().st_size > 1000
+    assert "| dlib | frozen | none |" in (tmp_path / "study.md").read_text()
+    # a re-run resumes (finished cells are read back) and a budget of 0 s starts no new cell
+    again = run_study(chips, tmp_path, backbones=("dlib", "cnn"), augmentations=("none", "geometric"), folds=2, epochs=3, n_aug=1, budget=0)
+    assert {c["cell"]: c["accuracy"] for c in again["cells"]} == {k: c["accuracy"] for k, c in cells.items()}
+    assert set(again["skipped"]) == {"dlib-frozen-geometric", "dlib-finetuned-geometric", "cnn-scratch-geometric"}
