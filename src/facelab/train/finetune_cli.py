@@ -72,7 +72,7 @@ def train_study_cmd(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per cell (the last epoch is scored).")] = 12,
     blocks: Annotated[int, typer.Option("--blocks", min=0, max=14, help="Residual blocks fine-tuned in the dlib/finetuned cells.")] = 1,
     budget: Annotated[Optional[float], typer.Option("--budget", min=1, help="Seconds: start no new cell after this much time (the rest are listed as skipped).")] = None,
-    degrade: Annotated[Optional[str], typer.Option("--degrade", help="Study a synthetic hard case: lowres24 or occluded.")] = None,
+    degrade: Annotated[Optional[str], typer.Option("--degrade", help="Study a synthetic hard case: lowres<N> (the aligned chip shrunk to N px and back, e.g. lowres24) or occluded.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     label_regex: LabelRegexOpt = None,
     detector: DetectorOpt = "hog",
@@ -85,18 +85,21 @@ def train_study_cmd(
     """Transfer-learning study: {backbones} x {frozen, fine-tuned} x {augmentations}, one k-fold split, curves and confusion matrices."""
     from .dataset import identity_dataset
     from .finetune import face_chips
-    from .study import run_study
+    from .study import grid, run_study
 
     _threads(threads)
-    if degrade not in (None, "lowres24", "occluded"):
-        fail(f"unknown --degrade {degrade!r}; choose lowres24 or occluded")
+    bb = tuple(b.strip() for b in backbones.split(",") if b.strip())
+    augs = tuple(a.strip() for a in augmentations.split(",") if a.strip())
+    grid(bb, augs)  # a bad name fails before any face is aligned
+    if degrade is not None and degrade != "occluded" and not (degrade.startswith("lowres") and degrade[6:].isdigit()):
+        fail(f"unknown --degrade {degrade!r}; choose lowres<N> (e.g. lowres24) or occluded")
     chips = face_chips(identity_dataset(folder, label_regex=label_regex, min_per_class=folds), detector=detector, min_face=min_face, fallback=whole_image, progress=not quiet)
     for path, why in chips.failed:
         err(f"{path}: {why} (left out)")
     if degrade:
         chips = chips.degraded(degrade)
     s = run_study(
-        chips, out, backbones=tuple(b.strip() for b in backbones.split(",") if b.strip()), augmentations=tuple(a.strip() for a in augmentations.split(",") if a.strip()),
+        chips, out, backbones=bb, augmentations=augs,
         folds=folds, epochs=epochs, blocks=blocks, budget=budget, seed=seed, progress=not quiet, title=f"{folder.name}{' (' + degrade + ')' if degrade else ''}",
     )
     if as_json:
