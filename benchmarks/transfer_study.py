@@ -4,8 +4,10 @@ Sets (``../shared/data``, people the dlib ResNet never saw: its model card says 
 identities avoid LFW's, https://github.com/davisking/dlib-models; ORL and Yale are not web celebrities):
 
 * ``orl`` (40 x 10), ``yale`` (15 x 11, lighting), ``lfw`` (LFW View 1 people with >= 5 photos: 81 people, 472 images);
-* the hard case ``lfw-<degrade>``: the same LFW faces made low resolution (``lowres24``: the aligned 150-px chip shrunk to
-  24 px and back, a ~16-px face) -- synthesised from the aligned chips, not re-detected.
+* the hard cases ``lfw-<degrade>``: the same LFW faces made low resolution (``lowres24``: the aligned 150-px chip shrunk to
+  24 px and back, a ~16-px face; ``lowres16``: ~11 px) -- synthesised from the aligned chips, not re-detected;
+* ``lfw-clean-to-<degrade>``: trained on the clean faces (and their augmentations), tested on the degraded held-out faces
+  (enrol good photos, recognise low-resolution ones).
 
 For every set :func:`facelab.train.study.run_study` runs {dlib frozen, dlib fine-tuned, small CNN from scratch} x
 {augmentations} on one stratified k-fold split (last-epoch held-out accuracy; nothing is chosen on the held-out folds).
@@ -112,9 +114,11 @@ def main() -> int:
     ap.add_argument("--sets", default="orl,yale,lfw")
     ap.add_argument("--hard", default="lowres24,lowres16", help="degradations of the LFW faces for the hard cases (lowres<N> or occluded); the first is the headline")
     ap.add_argument("--augment", default="none,photometric", help="augmentations of the hard-case studies")
+    ap.add_argument("--cross", default="lowres24", help="also: train on the clean LFW faces, test on these degradations (enrol clean, probe degraded)")
     ap.add_argument("--augment-clean", default="none", help="augmentations of the clean-set studies")
     ap.add_argument("--n-aug", type=int, default=1)
-    ap.add_argument("--backbones", default="dlib,cnn")
+    ap.add_argument("--backbones", default="dlib,cnn", help="backbones of the hard-case studies")
+    ap.add_argument("--backbones-clean", default="dlib", help="backbones of the clean-set studies")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--blocks", type=int, default=1)
@@ -129,15 +133,22 @@ def main() -> int:
     data, cache, out = Path(args.data), Path(args.cache), Path(args.out)
     t0 = time.perf_counter()
     cells, studies = [], {}
-    backbones = tuple(args.backbones.split(","))
     hards = args.hard.split(",")
-    sets = [(s, s, None) for s in args.sets.split(",") if s] + [(f"lfw-{h}", "lfw", h) for h in hards]
-    for label, name, how in sets:
-        augs = tuple((args.augment if how else args.augment_clean).split(","))
+    crosses = [c for c in args.cross.split(",") if c]
+    sets = [(f"lfw-{h}", "lfw", h, None) for h in hards] + [(s, s, None, None) for s in args.sets.split(",") if s]  # the hard cases first
+    sets += [(f"lfw-clean-to-{c}", "lfw", None, c) for c in crosses]
+    for label, name, how, cross in sets:
+        hard_like = how or cross
+        augs = tuple((args.augment if hard_like else args.augment_clean).split(","))
+        backbones = tuple((args.backbones if hard_like else args.backbones_clean).split(","))
         cs = chips_of(name, data, cache)
         if how:
             cs = cs.degraded(how)
-        s = run_study(cs, out / label, backbones=backbones, augmentations=augs, folds=args.folds, epochs=args.epochs, blocks=args.blocks, n_aug=args.n_aug, progress=False, title=label)
+        test = cs.degraded(cross) if cross else None
+        s = run_study(
+            cs, out / label, backbones=backbones, augmentations=augs, folds=args.folds, epochs=args.epochs, blocks=args.blocks, n_aug=args.n_aug,
+            progress=False, title=label, test_chips=test,
+        )
         studies[label] = {k: v for k, v in s.items() if k != "cells"}
         for c in s["cells"]:
             cells.append({"data": label, **{k: v for k, v in c.items() if k != "curves"}, "val_curve": [round(x, 4) for x in c["curves"]["val_acc"]]})

@@ -92,28 +92,33 @@ def _cnn_inputs(chips: np.ndarray):
 class _Inputs:
     """Training inputs of one (backbone, augmentation): originals + augmented copies, computed once for all folds."""
 
-    def __init__(self, backbone: str, augmentation: str, chips: ChipSet, net, cut: int, n_aug: int, seed: int):
+    def __init__(self, backbone: str, augmentation: str, chips: ChipSet, net, cut: int, n_aug: int, seed: int, test_chips: ChipSet | None = None):
         torch = require_torch()
         from .finetune import augment
 
         self.backbone = backbone
+        self.test = self.emb_test = None
         if backbone == "dlib":
             f = prefix_features(net, chips.chips, cut, augmentation=augmentation, n_aug=n_aug, seed=seed)
             self.base, self.aug = f.base, f.aug
+            if test_chips is not None:
+                self.test = prefix_features(net, test_chips.chips, cut).base
             with torch.no_grad():  # frozen embeddings, for the frozen cells
                 self.emb_base = net(self.base, cut)
                 self.emb_aug = [net(a, cut) for a in self.aug]
+                self.emb_test = net(self.test, cut) if self.test is not None else None
         else:
             rng = np.random.default_rng(seed)
             self.base = _cnn_inputs(chips.chips)
             self.aug = [_cnn_inputs(augment(chips.chips, augmentation, rng)) for _ in range(n_aug if augmentation != "none" else 0)]
+            self.test = _cnn_inputs(test_chips.chips) if test_chips is not None else None
 
     def take(self, idx: np.ndarray, train: bool, frozen: bool):
         torch = require_torch()
-        base, aug = (self.emb_base, self.emb_aug) if frozen else (self.base, self.aug)
+        base, aug, test = (self.emb_base, self.emb_aug, self.emb_test) if frozen else (self.base, self.aug, self.test)
         t = torch.as_tensor(idx)
         if not train:
-            return base[t]
+            return (base if test is None else test)[t]
         return torch.cat([base[t]] + [a[t] for a in aug])
 
 
@@ -225,8 +230,12 @@ def run_study(
     plots: bool = True,
     progress: bool = False,
     title: str = "",
+    test_chips: ChipSet | None = None,
 ) -> dict[str, Any]:
-    """Run the grid on ``chips`` (one k-fold split for every cell); resumable; returns the study summary."""
+    """Run the grid on ``chips`` (one k-fold split for every cell); resumable; returns the study summary.
+
+    ``test_chips`` (the same rows, e.g. ``chips.degraded("lowres24")``) replaces the held-out faces: train on
+    good photos, recognise degraded ones (enrol clean, probe low-resolution)."""
     torch = require_torch()
     from ..progress import track
 
@@ -259,7 +268,7 @@ def run_study(
         key = (cell.backbone, cell.augmentation)
         if key not in inputs:
             inputs.clear()  # one (backbone, augmentation) in memory at a time
-            inputs[key] = _Inputs(cell.backbone, cell.augmentation, chips, net, cut, n_aug, seed)
+            inputs[key] = _Inputs(cell.backbone, cell.augmentation, chips, net, cut, n_aug, seed, test_chips)
         row = run_cell(cell, inputs[key], y, fold, len(classes), net=net, cut=cut, epochs=epochs, seed=seed)
         row["seconds_including_features"] = round(time.perf_counter() - t0, 2)
         path.write_text(json.dumps(row))
