@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..detect import DEFAULT_ANGLES, DEFAULT_DETECTOR, FULL_ANGLES, get_detector, sweep
+from ..detect import DEFAULT_DETECTOR, get_detector
+from ..detect.orient import search
 from ..io import as_image, describe_source
 from ..errors import InputError
 from ..types import Face
@@ -28,6 +29,9 @@ from .base import CELLS, METHODS, SHAPES, Anonymized, CoveredFace, cell_size, co
 #: 640 px view instead of 384 and margin 0.3 instead of 0.2 raised faces >= 20 px covered from 0.894 to 0.979 and faces < 20 px from 0.339 to 0.857.
 DEFAULT_MARGIN = 0.3
 DETECTOR_OPTIONS: dict[str, Any] = {"threshold": 0.3, "input_size": 640}
+# the extra views searched for turned faces (recall first: every view's faces are covered)
+DEFAULT_ANGLES: tuple[float, ...] = (-45.0, -30.0, -15.0, 15.0, 30.0, 45.0)
+FULL_ANGLES: tuple[float, ...] = (*DEFAULT_ANGLES, -90.0, -60.0, 60.0, 90.0, 180.0)
 
 
 def find_faces(image: np.ndarray, detector: str = DEFAULT_DETECTOR, rotate: Any = True, **detect_options: Any) -> list[Face]:
@@ -52,7 +56,7 @@ def find_faces_and_rolls(image: np.ndarray, detector: str = DEFAULT_DETECTOR, ro
     else:
         angles = DEFAULT_ANGLES if rotate is True else FULL_ANGLES if rotate == "full" else ()
     if angles:
-        swept = sweep(det.detect, image, angles, include_upright=False, upright=[])
+        swept = search(det, image, angles, upright=[])  # the turned views' faces only, merged across views
         groups: dict[int, list[Face]] = {id(u): [u] for u in faces}
         for f in swept:
             cx, cy = f.box.center

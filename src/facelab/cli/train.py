@@ -33,6 +33,7 @@ from .common import (
     rotate_value,
     run_images,
 )
+from . import finetune
 from .data import (
     BalanceOpt,
     CacheOpt,
@@ -426,5 +427,6 @@ def register(app: typer.Typer) -> None:
     train_app.command("attributes")(train_attributes)
     train_app.command("ensemble")(train_ensemble)
     train_app.command("detector")(train_detector)
+    finetune.register(train_app)
     app.add_typer(train_app, name="train")
     app.command("predict")(predict_cmd)

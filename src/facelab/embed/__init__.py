@@ -42,7 +42,7 @@ def embed(image: Any, faces: list[Face] | None = None, model: str | Embedder = D
 
 def metric_of(model: str) -> str:
     if model.startswith("onnx:"):
-        return "cosine"
+        return onnx_embedder.KNOWN_METRICS.get(model, "cosine")
     try:
         return EMBEDDERS.get(model).metric
     except Exception:

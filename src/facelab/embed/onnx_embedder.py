@@ -4,10 +4,17 @@ Pass the file path as the embedder name: ``embed(img, faces, model="w600k_r50.on
 Faces are aligned to the 5-point ArcFace template at the model's input size
 (112x112 usually); the output is L2-normalised and compared by cosine distance.
 facelab does not ship or download such models: the user brings the file.
+
+A file that carries a ``facelab_embedder`` entry in its ONNX metadata (a JSON
+object, written by ``facelab train embedder``) says how to use it, and that
+overrides the ArcFace defaults: ``align`` (``dlib`` | ``arcface``), ``chip_size``,
+``padding``, ``mean`` / ``std`` (scalars or one per RGB channel), ``metric``
+(``euclidean`` | ``cosine``) and ``threshold`` (the calibrated verification threshold).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -21,6 +28,26 @@ PRESETS = {
     "arcface": (127.5, 127.5, True),
     "sface": (0.0, 1.0, True),
 }
+
+
+#: ONNX metadata key holding how to use an embedder (see the module docstring).
+META_KEY = "facelab_embedder"
+#: Metric of every loaded ONNX embedder, by embedding model name (``onnx:<file>``): read by ``facelab.embed.metric_of``.
+KNOWN_METRICS: dict[str, str] = {}
+
+
+def embedder_metadata(meta: dict[str, str], path: str) -> dict:
+    """The ``facelab_embedder`` settings of an ONNX file's metadata map (``{}`` when absent)."""
+    raw = meta.get(META_KEY)
+    if not raw:
+        return {}
+    try:
+        spec = json.loads(raw)
+    except ValueError:
+        raise ModelError(f"{path}: the {META_KEY} metadata entry is not JSON") from None
+    if not isinstance(spec, dict) or spec.get("align", "arcface") not in ("dlib", "arcface") or spec.get("metric", "cosine") not in ("euclidean", "cosine"):
+        raise ModelError(f"{path}: the {META_KEY} metadata entry needs align dlib|arcface and metric euclidean|cosine")
+    return spec
 
 
 @EMBEDDERS.register("onnx", help="your own ONNX embedder (ArcFace/SFace style): pass its path")
@@ -46,6 +73,17 @@ class OnnxEmbedder(Embedder):
         if not os.path.isfile(self.path):
             raise ModelNotFoundError(f"ONNX embedder file not found: {self.path}")
         self._sess = ort_session(self.path, self.threads, what="ONNX embedder")
+        spec = embedder_metadata(self._sess.get_modelmeta().custom_metadata_map, self.path)
+        if spec:
+            self.align_method = spec.get("align", self.align_method)
+            self.padding = float(spec.get("padding", 0.25 if self.align_method == "dlib" else 0.0))
+            self.metric = spec.get("metric", self.metric)
+            self.mean = np.asarray(spec.get("mean", self.mean), np.float32)
+            self.std = np.asarray(spec.get("std", self.std), np.float32)
+            self.rgb = bool(spec.get("rgb", True))
+            if "threshold" in spec:
+                self.threshold = float(spec["threshold"])
+        KNOWN_METRICS[self.name] = self.metric
         inp = self._sess.get_inputs()[0]
         shape = list(inp.shape)
         if len(shape) != 4:
