@@ -363,7 +363,7 @@ def test_evaluate_cli_report_and_confusion_pngs(tmp_path, utk_test_subset):
     gone.write_text(json.dumps([{**it.to_dict(), "image": str(tmp_path / f"missing{i}.jpg")} for i, it in enumerate(utk_test_subset[:3])]))
     r = run_cli("evaluate", "attributes", "--model", "utk-dlib", "--manifest", str(gone), "--faces", "given", "--out", str(out), "-q")
     last = r.stderr.strip().splitlines()[-1]
-    assert r.returncode != 0 and last.startswith("facelab: nothing evaluated: all 3 items failed") and "no such file" in last, r.stderr
+    assert r.returncode == 1 and last.startswith("facelab: nothing evaluated: all 3 items failed") and "no such file" in last, r.stderr
     assert r.stdout == ""
 
 

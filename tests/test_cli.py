@@ -219,3 +219,30 @@ def test_dataset_build_accepts_rotate_off(tmp_path, fr_examples):
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["totals"]["images"] == 4 and s["options"]["rotate"] == "off"
+
+
+def test_limit_on_commands_that_read_many_items(tmp_path, fr_examples):
+    """``--limit`` (issue 17 point 5): the first N inputs of a batch, the first N photos of each person elsewhere."""
+    from facelab.batch import read_rows
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("biden", "obama"):
+        (raw / name).symlink_to(fr_examples / "knn_examples" / "train" / name, target_is_directory=True)
+    r = facelab("dataset", "build", str(raw), str(tmp_path / "out"), "--limit", "1", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["totals"]["images"] == 2 and {p: v["images"] for p, v in s["per_person"].items()} == {"biden": 1, "obama": 1}
+    out = tmp_path / "rows"
+    r = facelab("batch", "embed", str(raw), "-o", str(out), "--limit", "3", "-w", "1", "-q", "--json")
+    assert r.returncode == 0, r.stderr
+    sources = read_rows(out, ["source"]).column("source").to_pylist()
+    assert json.loads(r.stdout)["processed"] == 3 and len(set(sources)) == 3
+    r = facelab("batch", "embed", str(raw), "-o", str(out), "-w", "1", "-q", "--json")  # without it: the rest
+    assert r.returncode == 0 and json.loads(r.stdout)["processed"] == 1
+    assert len(set(read_rows(out, ["source"]).column("source").to_pylist())) == 4
+    # one photo each cannot be cross-validated: the limit reached training, which says so in one line
+    r = facelab("train", "identities", str(raw), "--limit", "1", "--folds", "2", "-o", str(tmp_path / "m.npz"), "--json")
+    assert r.returncode == 2 and "only 1 for: biden, obama" in r.stderr, r.stderr
+    r = facelab("train", "identities", str(raw), "--limit", "2", "--folds", "2", "-o", str(tmp_path / "m.npz"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["balance"]["before"] == {"biden": 2, "obama": 2}, r.stderr

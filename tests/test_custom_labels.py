@@ -142,7 +142,7 @@ def test_evaluation_with_every_item_failing_exits_non_zero(export_dir, tmp_path)
         evaluate(get_attribute_model("fer-cnn"), items, faces="given", fetcher=Fetcher(tmp_path / "c", timeout=2, retries=0))
     r = run_cli("evaluate", "attributes", "--model", "fer-cnn", "--manifest", str(export_dir["dead"]), "--map", "happy=emotion",
                 "--faces", "given", "--retries", "0", "-q", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "ev"))
-    assert r.returncode == 2 and "nothing evaluated: all 3 items failed" in r.stderr and "HTTP 404" in r.stderr
+    assert r.returncode == 1 and "nothing evaluated: all 3 items failed" in r.stderr and "HTTP 404" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "ev" / "report.json").exists()
 
 

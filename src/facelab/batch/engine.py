@@ -164,6 +164,7 @@ def run_batch(
     merge: bool = True,
     progress: bool = True,
     on_chunk: Callable[[list[ImageResult]], None] | None = None,
+    limit: int | None = None,
 ) -> BatchSummary:
     """Run ``task`` (embed, analyze, identify) on every image of ``input``; rows go to the ``output`` folder.
 
@@ -171,10 +172,11 @@ def run_batch(
     command after a crash or a kill finishes the job.  Images that cannot be
     processed become error rows.  ``enroll_db`` also enrols the largest face of
     every labelled image (manifest ``label`` column, or ``label_from_folder``)
-    into that gallery.  ``merge`` compacts the part files once every input is done.
+    into that gallery.  ``merge`` compacts the part files once every input is done.  ``limit``: only the
+    first N inputs (a quick try; a later run without it does the rest).
     """
     opts = options or BatchOptions()
-    spec = InputSpec(os.fspath(input), label_from_folder=label_from_folder)
+    spec = InputSpec(os.fspath(input), label_from_folder=label_from_folder, limit=limit)
     job, settings = make_job(task, opts)
     folder = OutputFolder(Path(output))
     folder.check_settings(settings)

@@ -47,9 +47,12 @@ class InputSpec:
 
     spec: str
     label_from_folder: bool = False
+    limit: int | None = None  # only the first N items
 
     def __post_init__(self) -> None:
         self.spec = os.fspath(self.spec)
+        if self.limit is not None and self.limit < 1:
+            raise InputError(f"limit must be at least 1, not {self.limit}", source=self.spec)
         s = self.spec
         if is_url(s):
             self.kind = "url"
@@ -67,6 +70,12 @@ class InputSpec:
             raise InputError("labels from sub-folder names need a folder input (INPUT/<label>/*.jpg)", source=s)
 
     def __iter__(self) -> Iterator[Item]:
+        for i, item in enumerate(self._items()):
+            if self.limit is not None and i >= self.limit:
+                return
+            yield item
+
+    def _items(self) -> Iterator[Item]:
         if self.kind in ("url", "file"):
             yield Item(self.spec)
         elif self.kind == "folder":

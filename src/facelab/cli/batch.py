@@ -15,6 +15,7 @@ from .common import (
     DbOpt,
     DetectorOpt,
     JsonOpt,
+    LimitOpt,
     MinFaceOpt,
     QuietOpt,
     RotateOpt,
@@ -40,7 +41,7 @@ LabelOpt = Annotated[bool, typer.Option("--label-from-folder", help="Label each 
 MergeOpt = Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the part files into larger ones when every input is done.")]
 
 
-def _run(task: str, input: str, output: Path, engine: str, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json) -> None:
+def _run(task: str, input: str, output: Path, engine: str, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json, limit=None) -> None:
     from ..batch.engine import ENGINES, run_batch
 
     if engine not in ENGINES:
@@ -48,7 +49,7 @@ def _run(task: str, input: str, output: Path, engine: str, address, workers, chu
     try:
         s = run_batch(
             task, input, output, engine=engine, workers=workers, address=address, options=opts, chunk_size=chunk_size,
-            label_from_folder=label_from_folder, enroll_db=enroll_db, merge=merge, progress=not quiet and not as_json,
+            label_from_folder=label_from_folder, enroll_db=enroll_db, merge=merge, progress=not quiet and not as_json, limit=limit,
         )  # fmt: skip
     except KeyboardInterrupt:
         fail(f"interrupted: the finished chunks are in {output}; run the same command again to resume", 130)
@@ -87,6 +88,7 @@ def batch_embed(
     enroll_db: EnrollOpt = None,
     label_from_folder: LabelOpt = False,
     merge: MergeOpt = True,
+    limit: LimitOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -94,7 +96,7 @@ def batch_embed(
     from ..batch.engine import BatchOptions
 
     opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, model=model, landmarks=None, actions=())
-    _run("embed", input, output, engine, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json)
+    _run("embed", input, output, engine, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json, limit)
 
 
 @batch_app.command("analyze")
@@ -117,6 +119,7 @@ def batch_analyze(
     enroll_db: EnrollOpt = None,
     label_from_folder: LabelOpt = False,
     merge: MergeOpt = True,
+    limit: LimitOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -126,7 +129,7 @@ def batch_analyze(
     acts = () if actions.strip().lower() == "none" else tuple(a for a in actions.split(",") if a.strip())
     lm = None if landmarks.lower() == "none" else landmarks
     opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, model=model, landmarks=lm, actions=acts, quality=quality)
-    _run("analyze", input, output, engine, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json)
+    _run("analyze", input, output, engine, address, workers, chunk_size, opts, enroll_db, label_from_folder, merge, quiet, as_json, limit)
 
 
 @batch_app.command("identify")
@@ -147,6 +150,7 @@ def batch_identify(
     rotate: RotateOpt = DEFAULT_ROTATE,
     min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     merge: MergeOpt = True,
+    limit: LimitOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -155,7 +159,7 @@ def batch_identify(
     from ..batch.engine import BatchOptions
 
     opts = BatchOptions(detector=detector, min_face=min_face, rotate=rotate_value(rotate), flip=flip, landmarks=None, actions=(), db=db or default_db(), threshold=threshold, match=match, top_k=top_k)
-    _run("identify", input, output, engine, address, workers, chunk_size, opts, None, False, merge, quiet, as_json)
+    _run("identify", input, output, engine, address, workers, chunk_size, opts, None, False, merge, quiet, as_json, limit)
 
 
 @guard

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..detect import DEFAULT_DETECTOR
-from ..errors import FacelabError, NoFaceError
+from ..errors import FacelabError, NoFaceError, NothingEvaluatedError
 from ..pipeline import FaceAnalysis
 from ..types import Face, ImageResult, to_json
 
@@ -64,6 +64,7 @@ MinFaceOpt = Annotated[int, typer.Option("--min-face", min=8, help="Smallest fac
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes (models load once per worker).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N items (a quick try).")]
+PerPersonLimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N images of each person (a quick try).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also show the warnings of third-party libraries.")]
 DbOpt = Annotated[
     Optional[str], typer.Option("--db", help="Gallery: a file path, sqlite:///path or postgresql://... (default $FACELAB_DB, else $FACELAB_HOME/gallery.db).")
@@ -90,7 +91,7 @@ def guard(fn: Callable) -> Callable:
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
-        except NoFaceError as e:
+        except (NoFaceError, NothingEvaluatedError) as e:  # no face / nothing usable came out
             fail(str(e), EXIT_NO_FACE)
         except FacelabError as e:
             fail(str(e), EXIT_BAD_INPUT)
@@ -328,6 +329,7 @@ __all__ = [
     "DEFAULT_MIN_FACE",
     "DEFAULT_ROTATE",
     "EXIT_BAD_INPUT",
+    "PerPersonLimitOpt",
     "EXIT_NO_FACE",
     "EXIT_OK",
     "Annotator",

@@ -53,7 +53,7 @@ def embed_labelled(folder: Path, label_regex: str | None, settings: dict, no_cac
     """Embed a labelled folder (cached), reporting what was left out on stderr."""
     from ..train.dataset import embed_dataset, identity_dataset
 
-    items = identity_dataset(folder, label_regex=label_regex)
+    items = identity_dataset(folder, label_regex=label_regex, limit_per_class=limit)
     es = embed_dataset(items, cache=not no_cache, progress=not quiet, **settings)
     for path, why in es.failed:
         err(f"{path}: {why} (left out)")

@@ -18,6 +18,7 @@ from .common import (
     JsonOpt,
     LimitOpt,
     MinFaceOpt,
+    PerPersonLimitOpt,
     QuietOpt,
     RotateOpt,
     WorkersOpt,
@@ -65,6 +66,7 @@ def build(
     min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     image_format: Annotated[str, typer.Option("--format", help="jpg or png chips.")] = "jpg",
     workers: WorkersOpt = 1,
+    limit: PerPersonLimitOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -75,7 +77,7 @@ def build(
         size=size, padding=padding, detector=detector, choose=choose, rotate=rotate.value, min_face=min_face, image_format=image_format, min_size=min_size,
         blur=blur, min_quality=min_quality, dup_bits=dup_bits, outlier=outlier, split=parse_split(split), seed=seed,
     )
-    s = build_dataset(raw, out, opts, workers=workers, progress=not quiet)
+    s = build_dataset(raw, out, opts, workers=workers, progress=not quiet, limit_per_person=limit)
     if as_json:
         print_json(s.to_dict(images=False))
         return

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import TextColumn, TimeElapsedColumn
 
-from .common import EXIT_NO_FACE, JsonOpt, LimitOpt, QuietOpt, err, fail, guard, new_table, print_json, print_table, progress_bar
+from .common import EXIT_NO_FACE, JsonOpt, LimitOpt, PerPersonLimitOpt, QuietOpt, err, fail, guard, new_table, print_json, print_table, progress_bar
 from .data import (
     CacheOpt,
     DatasetOpt,
@@ -36,6 +36,7 @@ def evaluate_identities_cmd(
     label_regex: LabelRegexOpt = None,
     no_cv: Annotated[bool, typer.Option("--no-cv", help="Predict training images with the final model instead of their cross-validated predictions.")] = False,
     no_cache: NoCacheOpt = False,
+    limit: PerPersonLimitOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -51,7 +52,7 @@ def evaluate_identities_cmd(
         settings = {k: m.meta.get("embedding", {}).get(k) for k in ("embedder", "detector", "min_face", "rotate", "flip", "fallback") if k in m.meta.get("embedding", {})}
         key = json.dumps(settings, sort_keys=True)
         if key not in cache:
-            cache[key] = embed_labelled(folder, label_regex, settings, no_cache, quiet)
+            cache[key] = embed_labelled(folder, label_regex, settings, no_cache, quiet, limit)
         rep = evaluate_model(m, cache[key], name=name, use_cv=not no_cv)
         d = write_report(rep, out / name if len(models) > 1 else out)
         reports.append(d)

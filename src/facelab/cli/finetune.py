@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, DetectorOpt, JsonOpt, MinFaceOpt, QuietOpt, err, fail, guard
+from .common import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, DetectorOpt, JsonOpt, MinFaceOpt, PerPersonLimitOpt, QuietOpt, err, fail, guard
 from .data import LabelRegexOpt
 
 WholeOpt = Annotated[bool, typer.Option("--whole-image/--skip-no-face", help="Use images without a detected face whole (pre-cropped faces) or leave them out.")]
@@ -76,6 +76,7 @@ def train_study_cmd(
     min_face: MinFaceOpt = DEFAULT_MIN_FACE,
     whole_image: WholeOpt = False,
     threads: ThreadsOpt = 1,
+    limit: PerPersonLimitOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -90,7 +91,7 @@ def train_study_cmd(
     grid(bb, augs)  # a bad name fails before any face is aligned
     if degrade is not None and degrade != "occluded" and not (degrade.startswith("lowres") and degrade[6:].isdigit()):
         fail(f"unknown --degrade {degrade!r}; choose lowres<N> (e.g. lowres24) or occluded")
-    chips = face_chips(identity_dataset(folder, label_regex=label_regex, min_per_class=folds), detector=detector, min_face=min_face, fallback=whole_image, progress=not quiet)
+    chips = face_chips(identity_dataset(folder, label_regex=label_regex, min_per_class=folds, limit_per_class=limit), detector=detector, min_face=min_face, fallback=whole_image, progress=not quiet)
     for path, why in chips.failed:
         err(f"{path}: {why} (left out)")
     if degrade:

@@ -21,6 +21,7 @@ from .common import (
     MinFaceOpt,
     OutOpt,
     Paths,
+    PerPersonLimitOpt,
     QuietOpt,
     RotateOpt,
     WorkersOpt,
@@ -71,6 +72,7 @@ def train_identities_cmd(
     no_cache: NoCacheOpt = False,
     balance: BalanceOpt = "none",
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the learning curve, the MLP's loss curve and the class counts as PNG beside the model.")] = True,
+    limit: PerPersonLimitOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -88,7 +90,7 @@ def train_identities_cmd(
         except ValueError as e:
             fail(f"--grid is not a JSON object of lists ({e})")
     settings = {"embedder": embedder, "detector": detector, "min_face": min_face, "rotate": rotate_value(rotate), "fallback": whole_image}
-    es = embed_labelled(folder, label_regex, settings, no_cache, quiet)
+    es = embed_labelled(folder, label_regex, settings, no_cache, quiet, limit)
 
     def progress(done: int, total: int) -> None:
         if not quiet and not as_json:

@@ -257,8 +257,9 @@ def _write_thumb(image: np.ndarray, path: str, side: int = 160) -> None:
 # --- the build --------------------------------------------------------------------------
 
 
-def list_raw(raw: str | os.PathLike[str]) -> list[str]:
-    """Image paths of a raw folder: ``raw/<person>/**`` (images directly in ``raw`` are not assigned to anyone)."""
+def list_raw(raw: str | os.PathLike[str], limit_per_person: int | None = None) -> list[str]:
+    """Image paths of a raw folder: ``raw/<person>/**`` (images directly in ``raw`` are not assigned to anyone);
+    ``limit_per_person``: the first N of each person."""
     from ..io import iter_image_paths
 
     root = Path(raw)
@@ -267,7 +268,7 @@ def list_raw(raw: str | os.PathLike[str]) -> list[str]:
     people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not people:
         raise InputError("no person sub-folders (expected RAW/<person>/<photos>)", source=str(raw))
-    return [p for d in people for p in iter_image_paths(d)]
+    return [p for d in people for p in list(iter_image_paths(d))[:limit_per_person]]
 
 
 def build_dataset(
@@ -277,15 +278,17 @@ def build_dataset(
     *,
     workers: int = 1,
     progress: bool = False,
+    limit_per_person: int | None = None,
 ) -> BuildSummary:
-    """Build (or update) the dataset in ``out`` from ``raw``; see the module docstring."""
+    """Build (or update) the dataset in ``out`` from ``raw``; see the module docstring.  ``limit_per_person``:
+    only the first N photos of each person (a quick try)."""
     from ..runner import run_many
 
     opts = options or BuildOptions()
     raw_s, out_s = os.path.abspath(raw), os.path.abspath(out)
     if out_s == raw_s or out_s.startswith(raw_s + os.sep):
         raise InputError("the output folder must not be inside the raw folder", source=str(out))
-    sources = list_raw(raw_s)
+    sources = list_raw(raw_s, limit_per_person)
     if not sources:
         raise InputError("no images in the person folders", source=str(raw))
     os.makedirs(out_s, exist_ok=True)

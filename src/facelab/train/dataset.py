@@ -37,13 +37,16 @@ class LabeledImage:
     label: str
 
 
-def identity_dataset(root: str | os.PathLike[str], *, label_regex: str | None = None, min_per_class: int = 1) -> list[LabeledImage]:
+def identity_dataset(
+    root: str | os.PathLike[str], *, label_regex: str | None = None, min_per_class: int = 1, limit_per_class: int | None = None
+) -> list[LabeledImage]:
     """The labelled images under ``root``.
 
     Without ``label_regex`` the label is the first sub-folder (``root/<label>/...``);
     files directly in ``root`` are refused.  With ``label_regex`` the label is its
     first group (or whole match) searched in the file name; files that do not
-    match are refused.  Classes with fewer than ``min_per_class`` images are dropped.
+    match are refused.  ``limit_per_class`` keeps the first N images of each class (a quick try); classes
+    with fewer than ``min_per_class`` images are then dropped.
     """
     r = Path(root)
     if not r.exists():
@@ -66,6 +69,14 @@ def identity_dataset(root: str | os.PathLike[str], *, label_regex: str | None = 
         items.append(LabeledImage(p, label))
     if not items:
         raise InputError("no images found (expected DIR/<name>/*.jpg)", source=str(r))
+    if limit_per_class is not None:
+        taken: Counter[str] = Counter()
+        capped = []
+        for i in items:
+            if taken[i.label] < limit_per_class:
+                taken[i.label] += 1
+                capped.append(i)
+        items = capped
     counts = Counter(i.label for i in items)
     items = [i for i in items if counts[i.label] >= min_per_class]
     if len({i.label for i in items}) < 2:
