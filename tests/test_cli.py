@@ -246,3 +246,41 @@ def test_limit_on_commands_that_read_many_items(tmp_path, fr_examples):
     assert r.returncode == 2 and "only 1 for: biden, obama" in r.stderr, r.stderr
     r = facelab("train", "identities", str(raw), "--limit", "2", "--folds", "2", "-o", str(tmp_path / "m.npz"), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["balance"]["before"] == {"biden": 2, "obama": 2}, r.stderr
+
+
+def _leaf_commands():
+    from typer.main import get_command
+
+    from facelab.cli import app
+
+    out, todo = [], [([], get_command(app))]
+    while todo:
+        path, cmd = todo.pop()
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            todo += [([*path, k], c) for k, c in subs.items()]
+        else:
+            out.append((" ".join(path), cmd))
+    return out
+
+
+def test_no_flag_means_two_things_and_every_embedding_command_takes_embedder():
+    """Click lets a later option silently steal a flag (``-e`` was --engine and the embedder in batch)."""
+    leaves = _leaf_commands()
+    assert len(leaves) >= 40
+    for name, cmd in leaves:
+        flags = [o for p in cmd.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ())) if o.startswith("-")]
+        assert len(flags) == len(set(flags)), (name, sorted(f for f in flags if flags.count(f) > 1))
+    takes = {name for name, cmd in leaves if any("--embedder" in getattr(p, "opts", ()) for p in cmd.params)}
+    for name in ("embed", "verify", "analyze", "enroll", "identify", "batch embed", "batch analyze", "train identities"):
+        assert name in takes, name
+
+
+def test_embedder_option_runs(tmp_path):
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    r = facelab("verify", str(samples / "known" / "obama.jpg"), str(samples / "photos" / "obama2.jpg"), "--embedder", "dlib", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["same"] is True, r.stderr
+    r = facelab("embed", str(samples / "known" / "obama.jpg"), "--embedder", str(tmp_path / "missing.onnx"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing.onnx" in r.stderr, r.stderr

@@ -14,6 +14,7 @@ from .common import (
     EXIT_BAD_INPUT,
     DbOpt,
     DetectorOpt,
+    EmbedderOpt,
     JsonOpt,
     LimitOpt,
     MinFaceOpt,
@@ -35,7 +36,6 @@ AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Join this 
 BatchWorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes / Ray actors (default: every core / every cluster CPU).")]
 ChunkOpt = Annotated[int, typer.Option("--chunk-size", min=1, help="Images per chunk: a part file each; a killed run loses at most the chunks in flight.")]
 FlipOpt = Annotated[bool, typer.Option("--flip/--no-flip", help="Average each embedding with the mirrored face's (default; twice the embedding cost).")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Embedder: dlib, or an ArcFace/SFace-style .onnx file.")]
 EnrollOpt = Annotated[Optional[str], typer.Option("--enroll-db", help="Also enrol the largest face of every labelled image into this gallery (labels: manifest 'label' column or --label-from-folder).")]
 LabelOpt = Annotated[bool, typer.Option("--label-from-folder", help="Label each image with its sub-folder under INPUT (INPUT/<label>/*.jpg).")]
 MergeOpt = Annotated[bool, typer.Option("--merge/--no-merge", help="Merge the part files into larger ones when every input is done.")]
@@ -80,7 +80,7 @@ def batch_embed(
     address: AddressOpt = None,
     workers: BatchWorkersOpt = None,
     chunk_size: ChunkOpt = 16,
-    model: ModelOpt = "dlib",
+    model: EmbedderOpt = "dlib",
     flip: FlipOpt = True,
     detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = DEFAULT_ROTATE,
@@ -111,7 +111,7 @@ def batch_analyze(
     actions: Annotated[str, typer.Option("--actions", "-a", help="Attributes per face: age,gender,emotion,ethnicity, all, or none.")] = "all",
     landmarks: Annotated[str, typer.Option("--landmarks", help="dlib68, dlib5, cnn68 ... or none.")] = "dlib68",
     quality: Annotated[bool, typer.Option("--quality", help="Add a face quality score per row (column quality, 0-1).")] = False,
-    model: ModelOpt = "dlib",
+    model: EmbedderOpt = "dlib",
     flip: FlipOpt = True,
     detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = DEFAULT_ROTATE,

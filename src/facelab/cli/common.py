@@ -64,6 +64,10 @@ MinFaceOpt = Annotated[int, typer.Option("--min-face", min=8, help="Smallest fac
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes (models load once per worker).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N items (a quick try).")]
+#: the embedder option of every command that embeds faces (``--model`` is kept as an alias: it came first)
+EmbedderOpt = Annotated[
+    str, typer.Option("--embedder", "--model", "-m", help="Embedder: dlib, or an .onnx file (from `facelab train embedder`, or ArcFace/SFace-style).")
+]
 PerPersonLimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use only the first N images of each person (a quick try).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also show the warnings of third-party libraries.")]
 DbOpt = Annotated[
@@ -329,6 +333,7 @@ __all__ = [
     "DEFAULT_MIN_FACE",
     "DEFAULT_ROTATE",
     "EXIT_BAD_INPUT",
+    "EmbedderOpt",
     "PerPersonLimitOpt",
     "EXIT_NO_FACE",
     "EXIT_OK",

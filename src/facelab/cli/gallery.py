@@ -41,7 +41,9 @@ from .common import (
     rotate_value,
     run_images,
 )
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Embedder (default: the gallery's own, dlib for a new gallery).")]
+ModelOpt = Annotated[
+    Optional[str], typer.Option("--embedder", "--model", "-m", help="Embedder: dlib or an .onnx file (default: the gallery's own, dlib for a new gallery).")
+]
 FallbackOpt = Annotated[bool, typer.Option("--whole-image", help="Use the whole image when no face is found (pre-cropped face datasets).")]
 
 gallery_app = typer.Typer(help="Manage the gallery of enrolled people: list, show, rename, remove, export, import, info.", no_args_is_help=True)

@@ -64,7 +64,7 @@ def train_identities_cmd(
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Open-set threshold (default: chosen on the held-out folds).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the folds and of the MLP.")] = 0,
     label_regex: LabelRegexOpt = None,
-    embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder: dlib or an ONNX file.")] = "dlib",
+    embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder: dlib, or an .onnx file (from `facelab train embedder`, or ArcFace/SFace-style).")] = "dlib",
     detector: DetectorOpt = DEFAULT_DETECTOR,
     rotate: RotateOpt = DEFAULT_ROTATE,
     min_face: MinFaceOpt = DEFAULT_MIN_FACE,
