@@ -163,6 +163,9 @@ def fill(crop: np.ndarray, method: str, cell: int, color: tuple[int, int, int] =
         up = np.repeat(np.repeat(means, cell, axis=0), cell, axis=1)[:h, :w]
         return np.clip(np.round(up), 0, 255).astype(np.uint8)
     if method == "blur":
+        # the cells' colours mixed with their neighbours' first, as for pixelate: deconvolving the final
+        # Gaussian otherwise gives back a plain 6x6 mosaic, which BlazeFace still reads as a face
+        means = cv2.GaussianBlur(means.astype(np.float32), (0, 0), PIXELATE_SPREAD, borderType=cv2.BORDER_REPLICATE).reshape(means.shape)
         gh, gw = means.shape[:2]
         # cell centres -> a smooth surface through them, then a Gaussian over a cell
         up = cv2.resize(means.astype(np.float32), (gw * cell, gh * cell), interpolation=cv2.INTER_LINEAR)[:h, :w]

@@ -249,6 +249,17 @@ def orient_faces(det, image: np.ndarray, faces: list[Face], *, keep_box_if_untur
     return out
 
 
+def check_logits(det, image: np.ndarray, faces: list[Face]) -> list[float]:
+    """The orientation check's best logit of each face over its four quarter turns (``-inf`` where no crop
+    holds a face; ``+inf`` for every face when ``det`` has no check): low for false boxes from turned copies."""
+    if not faces or not can_probe(det):
+        return [math.inf] * len(faces)
+    turns = (0.0, 90.0, 180.0, 270.0)
+    jobs = [(f, wrap_angle(measure_roll(f).rotation + t)) for f in faces for t in turns]
+    hits = _probe(det, image, jobs)
+    return [max((h[0] if h is not None else -math.inf) for h, _ in hits[4 * i : 4 * i + 4]) for i in range(len(faces))]
+
+
 #: ``rotate=True`` (and ``"auto"`` once triggered): angles besides 0 searched for detectors that tolerate
 #: ~45° of roll (the BlazeFace family: small faces are lost half-way between quarter turns, so 45° steps) ...
 WIDE_TURNS: tuple[float, ...] = (90.0, -90.0, 180.0, 45.0, -45.0, 135.0, -135.0)

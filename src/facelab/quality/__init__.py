@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LicenceError
+from ..errors import LicenceError, ModelError
 from ..io import as_image
 from ..models import ModelFile, licence_policy, model_path, ort_session, register_model_file
 from ..registry import LazyModel
@@ -36,7 +36,7 @@ from .parts import (
 
 QUALITY_MODEL = "facelab_quality"
 QUALITY_FILE = "assets/quality_mlp.onnx"
-QUALITY_SHA256 = "9d03a5ab9f85dad466d2604cb71ec22d6b03d66b8099de4699c22e281df2b43f"
+QUALITY_SHA256 = "710d1f082b49e21b44d8d50a883013a4951bae5f90236242df74f40b5b6a70b9"
 #: the embedder the learned score reads (its input includes the face's embedding)
 QUALITY_EMBEDDER = "dlib"
 
@@ -97,12 +97,25 @@ class QualityModel(LazyModel):
         self._sess = ort_session(path, self.threads, what="quality model")
         meta = self._sess.get_modelmeta().custom_metadata_map
         self.d_good, self.d_bad = float(meta.get("d_good", 0.3)), float(meta.get("d_bad", 0.7))
-        self.embedder = meta.get("embedder", QUALITY_EMBEDDER)
+        self.embedder = meta.get("embedder", QUALITY_EMBEDDER)  # "" : the model reads no embedding
         self.features = tuple(json.loads(meta.get("features", json.dumps(FEATURES))))
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise ModelError(f"quality model {path} reads features this facelab does not measure: {', '.join(sorted(unknown))}")
+        self._cols = ([*range(128)] if self.embedder else []) + [128 + FEATURES.index(n) for n in self.features]
+        # the hand-made features' range in training: an MLP extrapolates wildly outside it, so inputs are clipped into it
+        lo, hi = meta.get("feature_min"), meta.get("feature_max")
+        self.feature_min = np.asarray(json.loads(lo), np.float32) if lo else None
+        self.feature_max = np.asarray(json.loads(hi), np.float32) if hi else None
 
     def predict_distance(self, x: np.ndarray) -> np.ndarray:
+        """Predicted distances of full rows ``[embedding (128), FEATURES]`` (the model picks the columns it reads)."""
         self.prepare()
-        return self._sess.run(None, {"features": np.asarray(x, np.float32).reshape(len(x), -1)})[0].reshape(-1)
+        x = np.asarray(x, np.float32).reshape(len(x), -1)[:, self._cols]
+        if self.feature_min is not None and self.feature_max is not None:
+            n = len(self.feature_min)
+            x[:, -n:] = np.clip(x[:, -n:], self.feature_min, self.feature_max)
+        return self._sess.run(None, {"features": x})[0].reshape(-1)
 
     def score(self, distance: np.ndarray) -> np.ndarray:
         """Predicted distance -> quality in [0, 1] (1 at the good end of training targets, 0 at the bad end)."""
@@ -140,7 +153,7 @@ def assess_faces(image: Any, faces: list[Face], *, learned: bool | None = None) 
     learned_scores: list[float | None] = [None] * len(faces)
     if use and faces:
         qm = get_quality_model()
-        embs = _embeddings(img, faces, qm.embedder)
+        embs = _embeddings(img, faces, qm.embedder) if qm.embedder else [np.zeros(128, np.float32)] * len(faces)
         x = np.stack([np.concatenate([e, feature_vector(f, m)]) for f, m, e in zip(faces, ms, embs)])
         learned_scores = [float(v) for v in qm.score(qm.predict_distance(x))]
     for f, m, ls in zip(faces, ms, learned_scores):

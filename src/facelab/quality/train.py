@@ -189,12 +189,41 @@ def export(net, path: str | os.PathLike[str], n_in: int, meta: dict[str, str]) -
     onnx.save(m, str(path))
 
 
+def feature_ranges(X: np.ndarray, features: tuple[str, ...] = FEATURES) -> dict[str, str]:
+    """ONNX metadata: min and max of each hand-made feature the model reads over the training rows (inputs are clipped into them)."""
+    f = X[:, [128 + FEATURES.index(n) for n in features]]
+    hi = f.max(0)
+    if "log_size" in features:
+        # LFW's deep-funneled photos all show the face at one scale, so size carries no signal in training (a
+        # degraded copy keeps its clean box) and the MLP reads large faces as bad: a face larger than the
+        # median training face is read as the median one (the size part scores small faces)
+        i = features.index("log_size")
+        hi[i] = np.median(f[:, i])
+    return {"feature_min": json.dumps([round(float(v), 4) for v in f.min(0)]), "feature_max": json.dumps([round(float(v), 4) for v in hi])}
+
+
+def set_metadata(path: str | os.PathLike[str], meta: dict[str, str]) -> None:
+    """Add or replace metadata entries of an ONNX file in place."""
+    import onnx
+
+    m = onnx.load(str(path))
+    old = {p.key: p.value for p in m.metadata_props if p.key not in meta}
+    del m.metadata_props[:]
+    for k, v in {**old, **meta}.items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save(m, str(path))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lfw", default="../shared/data/lfw")
     ap.add_argument("--out", default="runs/quality")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="at most this many photos (a quick run)")
+    ap.add_argument("--no-embedding", action="store_true", help="read only the hand-made features, not the embedding")
+    ap.add_argument("--drop", default="", help="comma-separated FEATURES the model does not read (e.g. log_size)")
+    ap.add_argument("--ranges-only", metavar="ONNX", default=None, help="only write the feature ranges of --out's cached features into this model")
     a = ap.parse_args(argv)
     root = Path(a.lfw)
     out = Path(a.out)
@@ -228,13 +257,26 @@ def main(argv: list[str] | None = None) -> None:
     nopose[:, pose_cols] = 0.0
     nopose[:, 128 + FEATURES.index("detector_score")] = 1.0
     X, y, groups = np.concatenate([X, nopose]), np.concatenate([y, y]), np.concatenate([groups, groups])
+    if a.ranges_only:
+        set_metadata(a.ranges_only, feature_ranges(X))
+        print(f"feature ranges of {len(X)} rows written into {a.ranges_only}")
+        return
     kinds = [k for k, g in zip(kinds, good) if g] * 2
-    net, info = train_mlp(X.astype(np.float32), y.astype(np.float32), groups, seed=a.seed)
-    clean_y = y[np.array(kinds) == "clean"]
-    d_good, d_bad = float(np.percentile(clean_y, 5)), float(np.percentile(y, 95))
-    meta = {"d_good": f"{d_good:.4f}", "d_bad": f"{d_bad:.4f}", "embedder": QUALITY_EMBEDDER, "features": json.dumps(list(FEATURES)),
-            "trained_on": "LFW View 1 people not in pairsDevTest.txt"}
-    export(net, out / "quality_mlp.onnx", X.shape[1], meta)
+    dropped = {d.strip() for d in a.drop.split(",") if d.strip()}
+    if dropped - set(FEATURES):
+        ap.error(f"--drop: unknown feature(s) {', '.join(sorted(dropped - set(FEATURES)))}")
+    features = tuple(n for n in FEATURES if n not in dropped)
+    cols = ([] if a.no_embedding else list(range(128))) + [128 + FEATURES.index(n) for n in features]
+    net, info = train_mlp(X[:, cols].astype(np.float32), y.astype(np.float32), groups, seed=a.seed)
+    import torch
+
+    with torch.no_grad():  # the score's ends from the model's own predictions (they are narrower than the targets)
+        pred = net(torch.tensor(X[:, cols].astype(np.float32))).numpy()
+    clean = np.array(kinds) == "clean"
+    d_good, d_bad = float(np.percentile(pred[clean], 5)), float(np.percentile(pred, 95))
+    meta = {"d_good": f"{d_good:.4f}", "d_bad": f"{d_bad:.4f}", "embedder": "" if a.no_embedding else QUALITY_EMBEDDER, "features": json.dumps(list(features)),
+            "trained_on": "LFW View 1 people not in pairsDevTest.txt", **feature_ranges(X, features)}
+    export(net, out / "quality_mlp.onnx", len(cols), meta)
     info.update(meta, photos=len(paths), rows=len(X), people=len(people))
     (out / "train.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info, indent=2))
