@@ -207,14 +207,20 @@ def test_landmarks_help_lists_every_registered_model():
         assert name in out, name
 
 
-def test_dataset_build_accepts_rotate_off(tmp_path, fr_examples):
-    from facelab.datasets.build import BuildOptions
-
-    assert BuildOptions(rotate=False).rotate == BuildOptions(rotate="off").rotate == "off"
+def _two_people(tmp_path, fr_examples):
+    """raw/biden and raw/obama (2 photos each), as symlinked folders."""
     raw = tmp_path / "raw"
     raw.mkdir()
     for name in ("biden", "obama"):
         (raw / name).symlink_to(fr_examples / "knn_examples" / "train" / name, target_is_directory=True)
+    return raw
+
+
+def test_dataset_build_accepts_rotate_off(tmp_path, fr_examples):
+    from facelab.datasets.build import BuildOptions
+
+    assert BuildOptions(rotate=False).rotate == BuildOptions(rotate="off").rotate == "off"
+    raw = _two_people(tmp_path, fr_examples)
     r = facelab("dataset", "build", str(raw), str(tmp_path / "out"), "--rotate", "off", "--json", "-q")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
@@ -225,10 +231,7 @@ def test_limit_on_commands_that_read_many_items(tmp_path, fr_examples):
     """``--limit`` (issue 17 point 5): the first N inputs of a batch, the first N photos of each person elsewhere."""
     from facelab.batch import read_rows
 
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for name in ("biden", "obama"):
-        (raw / name).symlink_to(fr_examples / "knn_examples" / "train" / name, target_is_directory=True)
+    raw = _two_people(tmp_path, fr_examples)
     r = facelab("dataset", "build", str(raw), str(tmp_path / "out"), "--limit", "1", "--json", "-q")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
