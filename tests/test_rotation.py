@@ -145,3 +145,29 @@ def test_face_recognition_drop_in_rotation_is_opt_in():
     assert len(fr.face_locations(img, rotate="auto")) == 1
     (enc,) = fr.face_encodings(img, rotate="auto")
     assert np.linalg.norm(enc - ref) < 0.3  # measured 0.08: the same face, aligned upright
+
+
+# LFW portraits (tight crops: the face fills the photo) the any-angle search once got wrong: the face read the wrong
+# way up (45°: rotation 134.7 for -45), a misread box kept over the right one, or an upright-looking ghost at 180°
+LFW_TURNED = [
+    ("Alex_Penelas/Alex_Penelas_0002.jpg", 45),
+    ("Angelo_Reyes/Angelo_Reyes_0002.jpg", 45),
+    ("Angelo_Reyes/Angelo_Reyes_0002.jpg", 90),
+    ("Newt_Gingrich/Newt_Gingrich_0001.jpg", 90),
+    ("Alvaro_Uribe/Alvaro_Uribe_0026.jpg", 45),
+    ("Arlen_Specter/Arlen_Specter_0003.jpg", 90),
+    ("Hosni_Mubarak/Hosni_Mubarak_0008.jpg", 180),
+]
+
+
+@pytest.mark.parametrize("rel,angle", LFW_TURNED, ids=[f"{r.split('/')[0]}@{a}" for r, a in LFW_TURNED])
+def test_turned_lfw_portrait_is_embedded_upright(rel, angle):
+    from conftest import data_path
+
+    path = data_path("lfw", "lfw-deepfunneled", *rel.split("/"))
+    fa = FaceAnalysis(landmarks=None, max_faces=1)  # the largest face, as verification picks it
+    up = fa.get(facelab.load_image(path))[0]
+    f = fa.get(turned(path, angle))[0]
+    assert angle_diff(f.rotation, up.rotation - angle) <= 10
+    # the same face, aligned upright: its embedding barely moves (another person is ~0.6 away)
+    assert float(np.linalg.norm(f.embedding.vector - up.embedding.vector)) < 0.3

@@ -100,7 +100,7 @@ def detect(
     if mode == "off":
         faces = [orient.fine_roll(image, orient.measure_roll(f)) for f in faces]
     elif mode == "auto":
-        faces = [orient.fine_roll(image, f) for f in orient.orient_faces(det, image, faces)]
+        faces = [orient.fine_roll(image, f) for f in orient.orient_faces(det, image, faces, half_turns=True)]
         if orient.needs_search(faces):
             faces = _search(det, image, orient.search_angles(det), faces)
     else:
@@ -116,12 +116,13 @@ def detect(
 
 def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     """Whole-image search at ``angles``; then each face's orientation checked, false turned boxes dropped."""
-    found = orient.search(det, image, angles, upright=upright)
-    if not orient.can_probe(det):  # no orientation check: at least drop the parts of faces turned copies show
+    if not orient.can_probe(det):
+        found = orient.search(det, image, angles, upright=upright)  # no orientation check: at least drop the parts of faces turned copies show
         return [orient.fine_roll(image, f) for f in orient.drop_inner(found)]
+    views = orient.search_views(det, image, angles, upright=upright)
     upright_ids = {id(f) for f in upright}
-    kept_upright = [f for f in found if id(f) in upright_ids]
-    turned = [f for f in found if id(f) not in upright_ids]
+    kept_upright = [f for _, f in views if id(f) in upright_ids]
+    turned = [f for _, f in views if id(f) not in upright_ids]
     # once the image is searched at every angle, a face must convince the orientation check (false boxes from
     # the turned copies' edges, parts of a turned face taken for a face...)
     faces = orient.orient_faces(det, image, kept_upright, min_logit=orient.SEARCH_MIN_LOGIT)
