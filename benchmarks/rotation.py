@@ -16,11 +16,12 @@ unturned photo minus the turn (so the face's own tilt does not count).
   (README); a pair whose image has no face counts as "different".
 
 facelab runs the default detector with ``rotate="auto"`` (and ``"off"`` for
-the upright timing ratio); face_recognition 1.3.0 (``face_locations`` +
+the upright timing ratio: ``--timing-rounds`` interleaved rounds, medians); face_recognition 1.3.0 (``face_locations`` +
 ``face_encodings``, HOG, no sweep) runs on the same images in the same run.
 
 Usage: python benchmarks/rotation.py --boxes DIR --lfw DIR --pairs FILE
-       [--angles 0,15,30,45,60,90,135,180,-90] [--scales 1,2,4] [--limit-pairs N] [--limit-images N] --json-out FILE
+       [--angles 0,15,30,45,60,90,135,180,-90] [--scales 1,2,4] [--limit-pairs N] [--limit-images N]
+       [--timing-images N] [--timing-rounds N] [--no-baseline] --json-out FILE
 """
 
 from __future__ import annotations
