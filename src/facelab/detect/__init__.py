@@ -119,14 +119,11 @@ def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     if not orient.can_probe(det):
         found = orient.search(det, image, angles, upright=upright)  # no orientation check: at least drop the parts of faces turned copies show
         return [orient.fine_roll(image, f) for f in orient.drop_inner(found)]
-    views = orient.search_views(det, image, angles, upright=upright)
-    upright_ids = {id(f) for f in upright}
-    kept_upright = [f for _, f in views if id(f) in upright_ids]
-    turned = [f for _, f in views if id(f) not in upright_ids]
-    # once the image is searched at every angle, a face must convince the orientation check (false boxes from
-    # the turned copies' edges, parts of a turned face taken for a face...)
-    faces = orient.orient_faces(det, image, kept_upright, min_logit=orient.SEARCH_MIN_LOGIT)
-    faces += orient.orient_faces(det, image, turned, min_logit=orient.SEARCH_MIN_LOGIT)
+    # once the image is searched at every angle, every detection of every view (the upright ones first) must
+    # convince the orientation check (false boxes from the turned copies' edges, parts of a turned face taken
+    # for a face...): one batch of crops for all of them
+    found = [f for _, f in orient.search_views(det, image, angles, upright=upright)]
+    faces = orient.orient_faces(det, image, found, min_logit=orient.SEARCH_MIN_LOGIT)
     return orient.dedupe([orient.fine_roll(image, f) for f in faces])
 
 

@@ -214,6 +214,11 @@ def _probe(det, image: np.ndarray, jobs: list[tuple[Face, float]]) -> list[tuple
     return list(zip(det.probe(crops), mats))
 
 
+def _turn_logits(hits: list, i: int) -> list[float]:
+    """The probe logits of face ``i``'s four quarter-turn crops (``-inf`` where a crop holds no face)."""
+    return [h[0] if h is not None else -math.inf for h, _ in hits[4 * i : 4 * i + 4]]
+
+
 def _face_from_probe(face: Face, angle: float, hit, m: np.ndarray, det_name: str, keypoint_model: str, scheme: str) -> Face:
     """The face as seen in a crop turned by ``angle`` (box, keypoints mapped back, measured roll)."""
     logit, box, kps = hit
@@ -250,7 +255,7 @@ def _second_probe(det, image: np.ndarray, faces: list[Face], jobs: list[tuple[Fa
     on: a second chance must not turn a false box into a face) and each face's
     best half-turn logit (``-inf`` where not probed).
     """
-    first = [[h[0] if h is not None else -np.inf for h, _ in hits[4 * i : 4 * i + 4]] for i in range(len(faces))]
+    first = [_turn_logits(hits, i) for i in range(len(faces))]
     again: list[int] = []
     half_of: list[int] = []
     new_jobs: list[tuple[Face, float]] = []
@@ -306,7 +311,7 @@ def orient_faces(
     out: list[Face] = []
     for i, f in enumerate(faces):
         res = hits[4 * i : 4 * i + 4]
-        logits = [h[0] if h is not None else -np.inf for h, _ in res]
+        logits = _turn_logits(hits, i)
         best = int(np.argmax(logits))
         if logits[best] == -np.inf or (min_logit is not None and max(first[i]) < min_logit):
             if min_logit is None:
@@ -337,7 +342,7 @@ def check_logits(det, image: np.ndarray, faces: list[Face]) -> list[float]:
     turns = (0.0, 90.0, 180.0, 270.0)
     jobs = [(f, wrap_angle(measure_roll(f).rotation + t)) for f in faces for t in turns]
     hits = _probe(det, image, jobs)
-    return [max((h[0] if h is not None else -math.inf) for h, _ in hits[4 * i : 4 * i + 4]) for i in range(len(faces))]
+    return [max(_turn_logits(hits, i)) for i in range(len(faces))]
 
 
 #: ``rotate=True`` (and ``"auto"`` once triggered): angles besides 0 searched for detectors that tolerate

@@ -175,18 +175,13 @@ def train_mlp(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int = 0
 
 
 def export(net, path: str | os.PathLike[str], n_in: int, meta: dict[str, str]) -> None:
-    import onnx
     import torch
 
     torch.onnx.export(
         net, torch.zeros(1, n_in), str(path), input_names=["features"], output_names=["distance"],
         dynamic_axes={"features": {0: "n"}, "distance": {0: "n"}}, opset_version=17, dynamo=False,
     )
-    m = onnx.load(str(path))
-    for k, v in meta.items():
-        e = m.metadata_props.add()
-        e.key, e.value = k, v
-    onnx.save(m, str(path))
+    set_metadata(path, meta)
 
 
 def feature_ranges(X: np.ndarray, features: tuple[str, ...] = FEATURES) -> dict[str, str]:
