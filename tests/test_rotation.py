@@ -171,3 +171,27 @@ def test_turned_lfw_portrait_is_embedded_upright(rel, angle):
     assert angle_diff(f.rotation, up.rotation - angle) <= 10
     # the same face, aligned upright: its embedding barely moves (another person is ~0.6 away)
     assert float(np.linalg.norm(f.embedding.vector - up.embedding.vector)) < 0.3
+
+
+# The same for the verification path (``facelab.verify``: the HOG chain, which has no keypoints of its own): HOG
+# fires on upside-down faces and the 5-point model cannot tell which way up a face is, so before the orientation
+# check covered every detector these came out upright at 180° (rotation -0.4, 0.9) or 15-30° off at 90°
+LFW_TURNED_VERIFY = [
+    ("Aaron_Peirsol/Aaron_Peirsol_0002.jpg", 180),
+    ("Amelia_Vega/Amelia_Vega_0004.jpg", 180),
+    ("Andy_Roddick/Andy_Roddick_0015.jpg", 90),
+    ("Angela_Bassett/Angela_Bassett_0006.jpg", 90),
+    ("Antonio_Banderas/Antonio_Banderas_0003.jpg", 90),
+]
+
+
+@pytest.mark.parametrize("rel,angle", LFW_TURNED_VERIFY, ids=[f"{r.split('/')[0]}@{a}" for r, a in LFW_TURNED_VERIFY])
+def test_turned_lfw_portrait_verifies_with_the_hog_chain(rel, angle):
+    from conftest import data_path
+
+    path = data_path("lfw", "lfw-deepfunneled", *rel.split("/"))
+    up = facelab.largest_face(path)
+    f = facelab.largest_face(turned(path, angle))
+    assert angle_diff(f.rotation, up.rotation - angle) <= 10
+    v = facelab.verify(up, f)
+    assert v.same and v.distance < 0.3

@@ -115,8 +115,19 @@ def detect(
 
 
 def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
-    """Whole-image search at ``angles``; then each face's orientation checked, false turned boxes dropped."""
-    if not orient.can_probe(det):
+    """Whole-image search at ``angles``; then each face's orientation checked, false turned boxes dropped.
+
+    A fallback chain searches with its first detector at every angle, and only when that finds nothing
+    with the next (a chain run per view would fall through to the slowest detector in every view
+    that shows no face: the MMOD CNN in 14 of 15 views of a turned portrait, 2.4 s per LFW image).
+    """
+    if isinstance(det, cascade.CascadeDetector):
+        for i, member in enumerate(det.members()):
+            faces = _search(member, image, angles, upright if i == 0 else [])
+            if faces:
+                return faces
+        return []
+    if orient.checker(det) is None:
         found = orient.search(det, image, angles, upright=upright)  # no orientation check: at least drop the parts of faces turned copies show
         return [orient.fine_roll(image, f) for f in orient.drop_inner(found)]
     # once the image is searched at every angle, every detection of every view (the upright ones first) must

@@ -35,9 +35,13 @@ class CascadeDetector(Detector):
         for spec in self.chain:
             self._member(spec)  # resolve names now: unknown ones fail early
 
+    def members(self) -> list[Detector]:
+        """The chain's detectors, in order (a whole-image search at other angles runs them in turn too)."""
+        return [self._member(spec) for spec in self.chain]
+
     def _detect(self, image: np.ndarray) -> list[Face]:
-        for spec in self.chain:
-            faces = self._member(spec).detect(image)
+        for member in self.members():
+            faces = member.detect(image)
             if faces:
                 return faces
         return []

@@ -197,6 +197,29 @@ def can_probe(det) -> bool:
     return callable(getattr(det, "probe", None))
 
 
+#: detectors that cannot score a crop themselves (HOG, the MMOD CNN, Haar, a user's ONNX, fallback chains of
+#: these) have their faces' orientation checked by this one: HOG fires on upside-down faces and the 5-point
+#: model's eye line cannot tell which way up a face is, so without the check a face turned 180° was embedded
+#: upside down and a sideways photo's faces got the roll of a view 30-60° off
+ORIENT_CHECKER = "blazeface_ft"
+
+
+def checker(det):
+    """The detector whose :meth:`probe` checks ``det``'s faces: ``det`` itself when it can, else
+    :data:`ORIENT_CHECKER` (None when its model file is missing: no check, as before)."""
+    if can_probe(det):
+        return det
+    from ..errors import ModelError
+    from .base import DETECTORS
+
+    try:
+        chk = DETECTORS.get(ORIENT_CHECKER)
+        chk.prepare()
+    except ModelError:
+        return None
+    return chk
+
+
 def _crop_matrix(face: Face, angle: float, size: int = PROBE_SIZE, context: float = PROBE_CONTEXT) -> np.ndarray:
     cx, cy = face.box.center
     side = max(face.box.width, face.box.height, 1.0) * context
@@ -299,15 +322,17 @@ def orient_faces(
     turned copies of the image); None keeps all.  ``half_turns``: also score the
     doubtful faces half a quarter off (for :func:`needs_search`).
     """
-    if not faces or not can_probe(det):
+    chk = checker(det) if faces else None
+    if chk is None:
         return [measure_roll(f) for f in faces]
+    own = chk is det  # else a face the check turns gets the checker's box and keypoints, and its name
     for f in faces:
         measure_roll(f)
     turns = (0.0, 90.0, 180.0, 270.0)
     jobs = [(f, wrap_angle(f.rotation + t)) for f in faces for t in turns]
-    hits = _probe(det, image, jobs)
-    scheme = getattr(det, "keypoint_scheme", "blazeface6")
-    first, half = _second_probe(det, image, faces, jobs, hits, scheme, half_turns)
+    hits = _probe(chk, image, jobs)
+    scheme = getattr(chk, "keypoint_scheme", "blazeface6")
+    first, half = _second_probe(chk, image, faces, jobs, hits, scheme, half_turns)
     out: list[Face] = []
     for i, f in enumerate(faces):
         res = hits[4 * i : 4 * i + 4]
@@ -326,7 +351,7 @@ def orient_faces(
             out.append(f)
             continue
         hit, m = res[best]
-        g = _face_from_probe(f, jobs[4 * i + best][1], hit, m, f.detector, det.keypoint_model, scheme)
+        g = _face_from_probe(f, jobs[4 * i + best][1], hit, m, f.detector if own else chk.name, chk.keypoint_model, scheme)
         g.score = max(f.score, 1.0 / (1.0 + math.exp(-min(max(hit[0], -80.0), 80.0))))
         g._orient = (float(logits[best]), ambiguous)  # type: ignore[attr-defined]
         g._half = half[i]  # type: ignore[attr-defined]
@@ -336,12 +361,14 @@ def orient_faces(
 
 def check_logits(det, image: np.ndarray, faces: list[Face]) -> list[float]:
     """The orientation check's best logit of each face over its four quarter turns (``-inf`` where no crop
-    holds a face; ``+inf`` for every face when ``det`` has no check): low for false boxes from turned copies."""
-    if not faces or not can_probe(det):
+    holds a face; ``+inf`` for every face when there is no check, see :func:`checker`): low for false boxes
+    from turned copies."""
+    chk = checker(det) if faces else None
+    if chk is None:
         return [math.inf] * len(faces)
     turns = (0.0, 90.0, 180.0, 270.0)
     jobs = [(f, wrap_angle(measure_roll(f).rotation + t)) for f in faces for t in turns]
-    hits = _probe(det, image, jobs)
+    hits = _probe(chk, image, jobs)
     return [max(_turn_logits(hits, i)) for i in range(len(faces))]
 
 

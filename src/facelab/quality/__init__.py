@@ -50,6 +50,13 @@ register_model_file(
 
 #: names of the hand-made features, in the order the learned model reads them (after the embedding)
 FEATURES: tuple[str, ...] = ("log_sharpness", "brightness", "clipped", "contrast", "log_size", "abs_yaw", "abs_pitch", "abs_roll", "detector_score", "has_pose")
+#: length of the embedding that comes before the hand-made features in a feature row
+EMBEDDING_DIM = 128
+
+
+def feature_columns(names, embedding: bool = False) -> list[int]:
+    """Columns of a :func:`feature_vector` row holding the hand-made features ``names`` (after the embedding's when ``embedding``)."""
+    return ([*range(EMBEDDING_DIM)] if embedding else []) + [EMBEDDING_DIM + FEATURES.index(n) for n in names]
 
 
 def measure(image: np.ndarray, face: Face) -> dict[str, float]:
@@ -102,7 +109,7 @@ class QualityModel(LazyModel):
         unknown = set(self.features) - set(FEATURES)
         if unknown:
             raise ModelError(f"quality model {path} reads features this facelab does not measure: {', '.join(sorted(unknown))}")
-        self._cols = ([*range(128)] if self.embedder else []) + [128 + FEATURES.index(n) for n in self.features]
+        self._cols = feature_columns(self.features, embedding=bool(self.embedder))
         # the hand-made features' range in training: an MLP extrapolates wildly outside it, so inputs are clipped into it
         lo, hi = meta.get("feature_min"), meta.get("feature_max")
         self.feature_min = np.asarray(json.loads(lo), np.float32) if lo else None
@@ -153,7 +160,7 @@ def assess_faces(image: Any, faces: list[Face], *, learned: bool | None = None) 
     learned_scores: list[float | None] = [None] * len(faces)
     if use and faces:
         qm = get_quality_model()
-        embs = _embeddings(img, faces, qm.embedder) if qm.embedder else [np.zeros(128, np.float32)] * len(faces)
+        embs = _embeddings(img, faces, qm.embedder) if qm.embedder else [np.zeros(EMBEDDING_DIM, np.float32)] * len(faces)
         x = np.stack([np.concatenate([e, feature_vector(f, m)]) for f, m, e in zip(faces, ms, embs)])
         learned_scores = [float(v) for v in qm.score(qm.predict_distance(x))]
     for f, m, ls in zip(faces, ms, learned_scores):

@@ -25,7 +25,7 @@ from ..detect import detect, pick_face
 from ..embed import embed
 from ..io import load_image
 from ..types import Face
-from . import FEATURES, QUALITY_EMBEDDER, feature_vector, measure
+from . import EMBEDDING_DIM, FEATURES, QUALITY_EMBEDDER, feature_columns, feature_vector, measure
 
 DEGRADATIONS = ("blur", "small", "jpeg", "dark", "bright", "noise")
 
@@ -105,7 +105,7 @@ def extract(paths: list[str], *, degraded: bool, seed: int = 0, log_every: int =
 
 def targets(X: np.ndarray, people: list[str], kinds: list[str]) -> np.ndarray:
     """Distance of each row's embedding to the mean of the person's other clean photos' embeddings."""
-    emb = X[:, :128].astype(np.float64)
+    emb = X[:, :EMBEDDING_DIM].astype(np.float64)
     clean = np.array([k == "clean" for k in kinds])
     by: dict[str, list[int]] = defaultdict(list)
     for i, (p, c) in enumerate(zip(people, clean)):
@@ -186,7 +186,7 @@ def export(net, path: str | os.PathLike[str], n_in: int, meta: dict[str, str]) -
 
 def feature_ranges(X: np.ndarray, features: tuple[str, ...] = FEATURES) -> dict[str, str]:
     """ONNX metadata: min and max of each hand-made feature the model reads over the training rows (inputs are clipped into them)."""
-    f = X[:, [128 + FEATURES.index(n) for n in features]]
+    f = X[:, feature_columns(features)]
     hi = f.max(0)
     if "log_size" in features:
         # LFW's deep-funneled photos all show the face at one scale, so size carries no signal in training (a
@@ -248,9 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     X, y, groups = X[good], y[good], np.array(row_people)[good]
     # every row again as a detector without keypoints (e.g. HOG) gives it: pose features 0, has_pose 0, score 1
     nopose = X.copy()
-    pose_cols = [128 + FEATURES.index(k) for k in ("abs_yaw", "abs_pitch", "abs_roll", "has_pose")]
+    pose_cols = feature_columns(("abs_yaw", "abs_pitch", "abs_roll", "has_pose"))
     nopose[:, pose_cols] = 0.0
-    nopose[:, 128 + FEATURES.index("detector_score")] = 1.0
+    nopose[:, feature_columns(("detector_score",))] = 1.0
     X, y, groups = np.concatenate([X, nopose]), np.concatenate([y, y]), np.concatenate([groups, groups])
     if a.ranges_only:
         set_metadata(a.ranges_only, feature_ranges(X))
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     if dropped - set(FEATURES):
         ap.error(f"--drop: unknown feature(s) {', '.join(sorted(dropped - set(FEATURES)))}")
     features = tuple(n for n in FEATURES if n not in dropped)
-    cols = ([] if a.no_embedding else list(range(128))) + [128 + FEATURES.index(n) for n in features]
+    cols = feature_columns(features, embedding=not a.no_embedding)
     net, info = train_mlp(X[:, cols].astype(np.float32), y.astype(np.float32), groups, seed=a.seed)
     import torch
 
