@@ -85,11 +85,11 @@ def detect(
 
     ``rotate``: ``"off"``/``False`` never turns the image (the roll is still
     measured from keypoints); ``"auto"`` (default) checks the orientation of the
-    faces found upright (a turned crop of each face scored at 0/90/180/270° by
-    the detector, or by ``blazeface_ft`` for detectors that cannot score a crop) and searches the whole image at every angle only
+    faces found upright (detectors with keypoints: a turned crop of each face
+    scored at 0/90/180/270°) and searches the whole image at every angle only
     when nothing was found or a face is turned; ``"on"``/``True`` always
-    searches (45° then 30° steps for the BlazeFace family, 15° steps to ±45°
-    then 30° for frontal detectors); ``"full"`` searches every 15°; a list gives the angles.
+    searches (quarter turns for the BlazeFace family, 30° steps for frontal
+    detectors); ``"full"`` searches denser (45° / 15° steps); a list gives the angles.
     ``detector`` may be a fallback chain such as ``"hog,cnn"``.
     ``options`` go to the backend (e.g. ``min_face=40``, ``upsample=1`` for dlib).
     """
