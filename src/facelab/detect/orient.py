@@ -8,8 +8,9 @@ must be turned so the face is upright.  A photo turned by ``t`` degrees with
 * :func:`roll_from_points`: the roll of a face from its keypoints or landmarks
   (eyes -> mouth/nose direction, checked against the eye line).  It cannot tell
   an upside-down face a detector took for an upright one: that needs
-* :func:`orient_faces`: for detectors that can score a small crop
-  (:meth:`SSDFaceDetector.probe`, the BlazeFace family), each face is cut out
+* :func:`orient_faces`: with a detector that can score a small crop
+  (:meth:`SSDFaceDetector.probe`, the BlazeFace family; :func:`checker` lends
+  ``blazeface_ft`` to the detectors that cannot), each face is cut out
   turned by 0, 90, 180 and 270 degrees from its current estimate, all crops run
   as one batch; the turn scoring clearly best wins, and the keypoints found in
   that crop give the fine roll.
@@ -175,7 +176,7 @@ def needs_search(faces: list[Face]) -> bool:
     (:func:`orient_faces` with ``half_turns``): a photo turned ~45° shows the upright pass a box of
     the face read at a small roll, and the half-turn crop scores about as well
     (an upright face usually scores lower there).  The photo is
-    searched when that holds for at least half its sure faces.  Detectors without the check:
+    searched when that holds for at least half its sure faces.  Without the check (no :func:`checker`):
     when nothing was found or a face is rolled.
     """
     if not faces:
