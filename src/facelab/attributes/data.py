@@ -443,7 +443,7 @@ class ChipSpec:
     detector: str = "hog"
     shift_x: float = 0.0  # chip centre = box centre + shift * box side (measured framing of given crops)
     shift_y: float = 0.0
-    input: str = "chip"  # or "embedding:dlib": the face's 128-d dlib embedding instead of pixels
+    input: str = "chip"  # or "embedding:dlib" (the face's 128-d dlib embedding) or "chip:dlib" (dlib's aligned 150-px chip)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -536,8 +536,9 @@ def chip_from_image(image: np.ndarray, spec: ChipSpec) -> np.ndarray:
     """The network input of an image's face.
 
     Chips: the whole image when faces are given, else its largest detected face.
-    Embeddings: the largest detected face's; for given crops where the detector
-    finds nothing, the box the crop's padding implies.
+    Embeddings (and ``chip:dlib``, the 150-px chip dlib's ResNet embeds): the largest
+    detected face's; for given crops where the detector finds nothing, the box the
+    crop's padding implies.
     """
     from ..detect import detect
     from ..errors import NoFaceError
@@ -549,8 +550,8 @@ def chip_from_image(image: np.ndarray, spec: ChipSpec) -> np.ndarray:
         if not faces:
             raise NoFaceError("no face found")
         return face_chip(image, faces[0], spec)
-    if spec.input != "embedding:dlib":
-        raise InputError(f"unknown model input {spec.input!r} (chip, embedding:dlib)")
+    if spec.input not in ("embedding:dlib", "chip:dlib"):
+        raise InputError(f"unknown model input {spec.input!r} (chip, embedding:dlib, chip:dlib)")
     from ..embed import get_embedder
     from ..types import Box, Face
 
@@ -562,6 +563,8 @@ def chip_from_image(image: np.ndarray, spec: ChipSpec) -> np.ndarray:
             raise NoFaceError("no face found")
         side = min(h, w) / (1 + 2 * max(spec.padding, 0.0))
         faces = [Face(Box.from_center(w / 2 - spec.shift_x * side, h / 2 - spec.shift_y * side, side, side), 0.0, "given")]
+    if spec.input == "chip:dlib":  # the aligned chip dlib's ResNet sees (a fine-tuned ResNet's input)
+        return get_embedder("dlib").chips(image, faces[:1])[0]
     return get_embedder("dlib").embed(image, faces[:1])[0].vector
 
 
@@ -697,7 +700,7 @@ def build_chips(
         else:
             chips.append(chip)
             kept.append(it)
-    empty = np.zeros((0, spec.size, spec.size, spec.channels), np.uint8) if spec.input == "chip" else np.zeros((0, 128), np.float32)
+    empty = np.zeros((0, spec.size, spec.size, spec.channels), np.uint8) if spec.input.startswith("chip") else np.zeros((0, 128), np.float32)
     images = np.stack(chips) if chips else empty
     labels: dict[str, np.ndarray] = {}
     for t, classes in task_classes.items():

@@ -8,7 +8,10 @@ after it: class probabilities, or years for ``age``) and what the input is:
   (:class:`~facelab.attributes.data.ChipSpec`: size, grey/RGB, padding and
   shift around the detected box), float ``[0, 1]``, NCHW;
 * ``"input": "embedding:dlib"``: the face's 128-d dlib embedding (reused when
-  the pipeline already computed it).
+  the pipeline already computed it);
+* ``"input": "chip:dlib"``: the 150-px chip dlib's ResNet embeds (5-point
+  alignment, 0.25 padding), float ``[0, 1]``, NCHW: a fine-tuned ResNet's input
+  (:mod:`facelab.train.attribute_finetune`).
 
 Chip models may list test-time warps in ``"tta"`` (``[dx, dy, scale, angle]``
 each, pixels and degrees; see :func:`tta_warps`): the outputs are then the
@@ -107,6 +110,10 @@ class OnnxAttributeModel(AttributeModel):
                 for f, e in zip(need, get_embedder("dlib").embed(image, need)):
                     vecs[id(f)] = e.vector
             return np.stack([vecs[id(f)] for f in faces]).astype(np.float32)
+        if self.input == "chip:dlib":
+            from ..embed import get_embedder
+
+            return chips_to_input(np.stack(get_embedder("dlib").chips(image, faces)))
         raise ModelError(f"{self.path}: unknown input kind {self.input!r}")
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -183,7 +183,8 @@ def train_attributes(
     val_manifest: Annotated[Optional[Path], typer.Option("--val-manifest", help="Validation items (default: a seeded split of the training items, or the dataset's own).")] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", min=0.0, max=0.5)] = 0.1,
     tasks: Annotated[Optional[str], typer.Option("--tasks", help="Only these tasks (comma-separated); default: every task the items label.")] = None,
-    model_input: Annotated[str, typer.Option("--input", help="chip (a CNN on face pixels) or embedding:dlib (heads on dlib's 128-d embedding).")] = "chip",
+    model_input: Annotated[str, typer.Option("--input", help="chip (a CNN on face pixels), embedding:dlib (heads on dlib's 128-d embedding) or chip:dlib (dlib's ResNet fine-tuned: its last --blocks train with the heads).")] = "chip",
+    blocks: Annotated[int, typer.Option("--blocks", min=0, max=14, help="With --input chip:dlib: residual blocks of dlib's ResNet that train (of 14; 0 = only the heads).")] = 3,
     faces: Annotated[Optional[str], typer.Option("--faces", help="given: images are face crops; detect: find the largest face (default: given for --dataset, detect for manifests).")] = None,
     size: Annotated[int, typer.Option("--size", min=16, max=256, help="Chip side in pixels.")] = 48,
     color: Annotated[bool, typer.Option("--color/--grey", help="RGB chips instead of grey.")] = False,
@@ -195,7 +196,7 @@ def train_attributes(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads (1 is fastest on a busy machine).")] = 1,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Stop after this much training time, keeping the best epoch.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Resumable checkpoint (default: OUT.ckpt); a finished run deletes it.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Resumable checkpoint (default: OUT.ckpt); a finished run deletes it. Not with --input chip:dlib (its epochs take seconds).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name stored in the file (default: the file name).")] = None,
     timeout: TimeoutOpt = 10.0,
     max_mb: MaxMbOpt = 20.0,
@@ -218,8 +219,8 @@ def train_attributes(
         fail("give --manifest FILE, --labels-from EXPORT.jsonl and/or --dataset fer2013|utkface DIR")
     check_mode(balance)
     _kept_epochs(keep)
-    if model_input not in ("chip", "embedding:dlib"):
-        fail(f"--input must be chip or embedding:dlib, not {model_input!r}")
+    if model_input not in ("chip", "embedding:dlib", "chip:dlib"):
+        fail(f"--input must be chip, embedding:dlib or chip:dlib, not {model_input!r}")
     if faces not in (None, "given", "detect"):
         fail(f"--faces must be given or detect, not {faces!r}")
     if out.suffix.lower() != ".onnx":
@@ -286,13 +287,14 @@ def train_attributes(
     )
     task_specs = [TaskSpec(t, classes[t]) for t in present]
     ck = checkpoint or out.with_suffix(".ckpt")
-    res = _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet)
+    res = _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet, blocks=blocks)
     meta = {
         "kind": "attributes", "format": 1, "name": name or out.stem, "input": model_input, "tasks": classes, "chip": spec.to_dict(),
         "trained": {
             "items": len(train_set), "val_items": len(val_set) if val_set else 0, "epochs": len(res.history), "best_epoch": res.best_epoch,
             "val_metrics": {k: round(v, 4) for k, v in res.best_metrics.items()}, "seed": seed, "stopped": res.stopped,
             "minutes": round(sum(h.seconds for h in res.history) / 60, 1),
+            **({"finetuned_blocks": blocks} if model_input == "chip:dlib" else {}),
         },
     }
     export_onnx(res, out, meta)
@@ -330,8 +332,16 @@ def train_ensemble(
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): the mean of {len(models)} models{extra}")
 
 
-def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool):
+def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool, blocks: int = 3):
     from ..train.attributes import train
+
+    if cfg.input == "chip:dlib":  # dlib's ResNet fine-tuned: epochs are short, no checkpoint
+        from functools import partial
+
+        from ..train.attribute_finetune import finetune_attributes
+
+        def train(train_set, val_set, task_specs, cfg, checkpoint=None, **kw):  # noqa: F811 - same call, other trainer
+            return partial(finetune_attributes, blocks=blocks)(train_set, val_set, task_specs, cfg, **kw)
 
     def line(log) -> str:
         m = " ".join(f"{k} {v:.4f}" for k, v in log.metrics.items())

@@ -462,13 +462,18 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
 
     from .attribute_nets import ExportWrapper
 
-    wrap = ExportWrapper(result.net, flip=result.config.flip_tta).eval()
+    finetuned = result.config.input == "chip:dlib"
+    if finetuned:  # dlib's ResNet fine-tuned (facelab.train.attribute_finetune): the net brings its own wrapper
+        wrap, chips = result.net.export_module(flip=result.config.flip_tta), True
+    else:
+        wrap = ExportWrapper(result.net, flip=result.config.flip_tta).eval()
+        chips = wrap.chips
     c, s = result.config.channels, result.config.size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(2, c, s, s) if wrap.chips else torch.zeros(2, result.net.dim)
+    dummy = torch.zeros(2, c, s, s) if chips else torch.zeros(2, result.net.dim)
     names = [t.name for t in result.tasks]
-    inp = "chips" if wrap.chips else "embeddings"
+    inp = "chips" if chips else "embeddings"
     import warnings
 
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but needs no onnxscript and handles this net
@@ -478,6 +483,11 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
             dynamic_axes={inp: {0: "n"}, **{k: {0: "n"} for k in names}}, dynamo=False,
         )
     model = onnx.load(str(path))
+    if finetuned:  # the whole ResNet is in the file: float16 weights halve it (cast back to float32 on load)
+        from .ensemble import half_weights
+
+        model = half_weights(model)
+        metadata = {**metadata, "weights": "float16"}
     meta = {"facelab": json.dumps(metadata, sort_keys=True)}
     for k, v in meta.items():
         p = model.metadata_props.add()
@@ -498,7 +508,7 @@ def export_epochs(result: TrainResult, path: str | os.PathLike[str], metadata: d
     out = []
     try:
         for e, state in result.kept.items():
-            result.net.load_state_dict(state)
+            getattr(result.net, "load_state", result.net.load_state_dict)(state)  # fine-tuned ResNets keep only what trained
             result.net.eval()
             h = scores.get(e)
             trained = {**metadata.get("trained", {}), "epoch": e, "val_metrics": {k: round(v, 4) for k, v in (h.metrics if h else {}).items()}}

@@ -102,6 +102,21 @@ def merge_models(
     return out
 
 
+def half_weights(model):
+    """``model`` with its float32 weights stored as float16 (cast back to float32 when a session loads it)."""
+    import onnx
+
+    g = model.graph
+    casts, inits = _half_weights(list(g.initializer))
+    nodes = casts + list(g.node)
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model
+
+
 def _half_weights(inits: list) -> tuple[list, list]:
     """float32 initializers with more than 16 values -> float16 copies plus Cast nodes restoring the names."""
     import numpy as np

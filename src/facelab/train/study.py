@@ -231,11 +231,13 @@ def run_study(
     progress: bool = False,
     title: str = "",
     test_chips: ChipSet | None = None,
+    resnet=None,
 ) -> dict[str, Any]:
     """Run the grid on ``chips`` (one k-fold split for every cell); resumable; returns the study summary.
 
     ``test_chips`` (the same rows, e.g. ``chips.degraded("lowres24")``) replaces the held-out faces: train on
-    good photos, recognise degraded ones (enrol clean, probe low-resolution)."""
+    good photos, recognise degraded ones (enrol clean, probe low-resolution).  ``resnet``: the ``dlib`` backbone's
+    network (a :class:`~facelab.train.torch_resnet.DlibResNetTorch`, e.g. one fine-tuned before; default: the installed one)."""
     torch = require_torch()
     from ..progress import track
 
@@ -248,7 +250,7 @@ def run_study(
         raise InputError("the study needs at least 2 people")
     y = np.array([classes.index(v) for v in chips.labels])
     fold = kfold_split(chips.labels, folds, seed)
-    net = load_dlib_resnet() if "dlib" in backbones else None
+    net = (resnet if resnet is not None else load_dlib_resnet()) if "dlib" in backbones else None
     cut = net.cut(blocks) if net is not None else 0
     if net is not None:  # centre the descriptors (label-free: the mean descriptor of every chip), as finetune_chips does
         with torch.no_grad():
