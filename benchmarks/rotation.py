@@ -25,6 +25,8 @@ runs on the same images in the same run.
 Usage: python benchmarks/rotation.py --boxes DIR --lfw DIR --pairs FILE
        [--angles 0,15,30,45,60,90,135,180,-90] [--scales 1,2,4] [--limit-pairs N] [--limit-images N]
        [--timing-images N] [--timing-rounds N] [--no-baseline] --json-out FILE
+       python benchmarks/rotation.py --only verification --lfw DIR --pairs FILE [--angles ...] --json-out FILE
+         (facelab's verification rows alone, e.g. on all 1,000 DevTest pairs with the angles split over processes)
 """
 
 from __future__ import annotations
@@ -159,6 +161,14 @@ def verification_rows(pairs, angles, embed_fn):
     return out
 
 
+def _largest_embedding(img):
+    """The embedding facelab.verify compares: the largest face (HOG chain, rotate="auto"), flip-averaged."""
+    try:
+        return largest_face(img, rotate="auto").embedding.vector
+    except NoFaceError:
+        return None
+
+
 def timing(images, mode) -> float:
     get_detector(DEFAULT_DETECTOR).prepare()
     detect(images[0], rotate=mode)
@@ -170,7 +180,7 @@ def timing(images, mode) -> float:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--boxes", required=True)
+    ap.add_argument("--boxes", help="face-boxes folder (VOC XML); required unless --only verification")
     ap.add_argument("--lfw", required=True, help="folder of LFW images (<name>/<name>_NNNN.jpg)")
     ap.add_argument("--pairs", required=True, help="pairsDevTest.txt")
     ap.add_argument("--angles", default="0,15,30,45,60,90,135,180,-90")
@@ -180,19 +190,26 @@ def main(argv=None) -> dict:
     ap.add_argument("--timing-images", type=int, default=200, help="upright LFW images timed with rotate=off and auto")
     ap.add_argument("--timing-rounds", type=int, default=5, help="interleaved off/auto timing rounds (median reported)")
     ap.add_argument("--no-baseline", action="store_true", help="skip face_recognition")
+    ap.add_argument("--only", choices=("all", "verification"), default="all",
+                    help="verification: only the LFW verification rows (e.g. on all pairs, angles split over processes)")
     ap.add_argument("--json-out", required=True)
     a = ap.parse_args(argv)
+    if a.only == "all" and not a.boxes:
+        ap.error("--boxes is required (unless --only verification)")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     angles = [float(x) for x in a.angles.split(",")]
     scales = [int(x) for x in a.scales.split(",")]
     from facelab.io import load_image
 
-    ds = voc_dataset(a.boxes)
-    which = "val" if is_face_boxes(ds) else "all"
-    ds = split(ds, which)
-    if a.limit_images:
-        ds = ds[: a.limit_images]
-    images = [(Path(p).stem, load_image(p), gt) for p, gt in ds]
+    if a.only == "all":
+        ds = voc_dataset(a.boxes)
+        which = "val" if is_face_boxes(ds) else "all"
+        ds = split(ds, which)
+        if a.limit_images:
+            ds = ds[: a.limit_images]
+        images = [(Path(p).stem, load_image(p), gt) for p, gt in ds]
+    else:
+        which, images = "-", []
     pairs = read_pairs(a.pairs, a.lfw)
     if a.limit_pairs:
         pairs = pairs[: a.limit_pairs // 2] + pairs[len(pairs) // 2 : len(pairs) // 2 + a.limit_pairs // 2]
@@ -207,6 +224,13 @@ def main(argv=None) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
         "date": time.strftime("%Y-%m-%d"),
     }
+    if a.only == "verification":
+        print("facelab verification", flush=True)
+        result["angles"] = {k: {"verification": v} for k, v in verification_rows(pairs, angles, _largest_embedding).items()}
+        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {a.json_out}")
+        return result
     lfw_paths = sorted({p.a for p in pairs} | {p.b for p in pairs})[: a.timing_images]
     lfw_imgs = [load_image(p) for p in lfw_paths]
     # interleaved rounds, the median of each (the machine is shared: one round's ratio swings by 0.1-0.2)
@@ -225,14 +249,8 @@ def main(argv=None) -> dict:
     print("facelab scales", flush=True)
     result["scales"] = scale_rows(images, scales, lambda im: facelab_faces(im, "auto"))
 
-    def emb(img):
-        try:
-            return largest_face(img, rotate="auto").embedding.vector
-        except NoFaceError:
-            return None
-
     print("facelab verification", flush=True)
-    ver = verification_rows(pairs, angles, emb)
+    ver = verification_rows(pairs, angles, _largest_embedding)
     for k in rows:
         rows[k]["verification"] = ver[k]
     result["angles"] = rows

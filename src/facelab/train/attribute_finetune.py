@@ -166,7 +166,7 @@ def finetune_attributes(data, val, tasks: Sequence, config, *, blocks: int = DEF
     torch = _torch()
     import torch.nn.functional as F
 
-    from .attributes import EpochLog, TrainResult, _kept_epochs, balance_plan, score_predictions, seed_everything
+    from .attributes import EpochLog, TrainResult, _kept_epochs, balance_plan, keep_epoch, score_predictions, seed_everything, stop_reason
 
     torch.set_num_threads(max(1, config.threads))
     seed_everything(config.seed)
@@ -195,11 +195,8 @@ def finetune_attributes(data, val, tasks: Sequence, config, *, blocks: int = DEF
     kept: dict[int, tuple[float, Any]] = {}
     stopped, spent = "completed", 0.0
     for epoch in range(config.epochs):
-        if best_epoch and epoch - best_epoch >= config.patience:
-            stopped = "early stopping"
-            break
-        if config.max_minutes is not None and spent > config.max_minutes * 60:
-            stopped = "time limit"
+        if why := stop_reason(epoch, best_epoch, spent, config):
+            stopped = why
             break
         t0 = time.time()
         net.train()
@@ -253,10 +250,7 @@ def finetune_attributes(data, val, tasks: Sequence, config, *, blocks: int = DEF
         if score > best_score:
             best_score, best_epoch, best_metrics = score, epoch + 1, metrics
             best_state = net.state()
-        if keep_k != 0:
-            kept[epoch + 1] = (score, net.state())
-            if keep_k is not None and len(kept) > keep_k:
-                del kept[min(kept, key=lambda e: (kept[e][0], -e))]
+        keep_epoch(kept, keep_k, epoch + 1, score, net.state)
         if on_epoch is not None:
             on_epoch(log)
     if best_state is not None:

@@ -264,6 +264,24 @@ def balance_plan(data: ChipSet, tasks: Sequence[TaskSpec], mode: str) -> dict[st
     return plan
 
 
+def stop_reason(epoch: int, best_epoch: int, spent: float, config: TrainConfig) -> str | None:
+    """Why training stops before ``epoch`` (0-based): ``"early stopping"``, ``"time limit"``, or None to go on."""
+    if best_epoch and epoch - best_epoch >= config.patience:
+        return "early stopping"
+    if config.max_minutes is not None and spent > config.max_minutes * 60:
+        return "time limit"
+    return None
+
+
+def keep_epoch(kept: dict[int, tuple[float, Any]], keep_k: int | None, epoch: int, score: float, state) -> None:
+    """Record ``epoch``'s (score, weights) as ``config.keep`` asks (``keep_k`` from :func:`_kept_epochs`), dropping the worst beyond K."""
+    if keep_k == 0:
+        return
+    kept[epoch] = (score, state() if callable(state) else state)
+    if keep_k is not None and len(kept) > keep_k:  # drop the worst (the later one on ties)
+        del kept[min(kept, key=lambda e: (kept[e][0], -e))]
+
+
 def _kept_epochs(keep: str) -> int | None:
     """How many epochs' weights ``keep`` asks for besides the best (None: all)."""
     if keep == "best":
@@ -361,11 +379,8 @@ def train(
     stopped = "completed"
     spent = sum(h.seconds for h in history)
     for epoch in range(start_epoch, config.epochs):
-        if best_epoch and epoch - best_epoch >= config.patience:
-            stopped = "early stopping"
-            break
-        if config.max_minutes is not None and spent > config.max_minutes * 60:
-            stopped = "time limit"
+        if why := stop_reason(epoch, best_epoch, spent, config):
+            stopped = why
             break
         t0 = time.time()
         net.train()
@@ -427,10 +442,7 @@ def train(
         if score > best_score:
             best_score, best_epoch, best_metrics = score, epoch + 1, metrics
             best_state = copy.deepcopy(net.state_dict())
-        if keep_k != 0:
-            kept[epoch + 1] = (score, copy.deepcopy(net.state_dict()))
-            if keep_k is not None and len(kept) > keep_k:  # drop the worst (the later one on ties)
-                del kept[min(kept, key=lambda e: (kept[e][0], -e))]
+        keep_epoch(kept, keep_k, epoch + 1, score, lambda: copy.deepcopy(net.state_dict()))
         if on_epoch is not None:
             on_epoch(log)
         if ck_path is not None:
