@@ -336,12 +336,10 @@ def _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet: bool, b
     from ..train.attributes import train
 
     if cfg.input == "chip:dlib":  # dlib's ResNet fine-tuned: epochs are short, no checkpoint
-        from functools import partial
-
         from ..train.attribute_finetune import finetune_attributes
 
         def train(train_set, val_set, task_specs, cfg, checkpoint=None, **kw):  # noqa: F811 - same call, other trainer
-            return partial(finetune_attributes, blocks=blocks)(train_set, val_set, task_specs, cfg, **kw)
+            return finetune_attributes(train_set, val_set, task_specs, cfg, blocks=blocks, **kw)
 
     def line(log) -> str:
         m = " ".join(f"{k} {v:.4f}" for k, v in log.metrics.items())

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .torch_resnet import load_dlib_resnet, preprocess_chips, require_torch
+from .torch_resnet import load_dlib_resnet, require_torch
 
 #: Age bins of the DEX head: 0..116 years (UTKFace's range).
 AGE_BINS = 117
@@ -43,13 +43,9 @@ AGE_L1 = 0.05
 DEFAULT_BLOCKS = 3
 
 
-def _torch():
-    return require_torch()
-
-
 def build_net(tasks: Mapping[str, int], blocks: int = DEFAULT_BLOCKS, hidden: int = 256, dropout: float = 0.3, resnet=None):
     """The network: dlib's ResNet up to its global pooling (256-d), a hidden layer, one head per task (0 classes = age)."""
-    torch = _torch()
+    torch = require_torch()
     nn = torch.nn
 
     class DlibAttributeNet(nn.Module):
@@ -107,7 +103,7 @@ def outputs(net, logits: dict[str, Any]) -> dict[str, Any]:
 
 def export_module(net, flip: bool = True):
     """What the ONNX file computes: ``[0, 1]`` RGB chips (N, 3, 150, 150) in; probabilities / years out (mirror-averaged)."""
-    torch = _torch()
+    torch = require_torch()
     means = torch.tensor(net.resnet.means, dtype=torch.float32).view(1, 3, 1, 1)
 
     class Wrapper(torch.nn.Module):
@@ -133,19 +129,16 @@ def export_module(net, flip: bool = True):
     return Wrapper().eval()
 
 
-def _prefix_cache(net, images: np.ndarray, batch: int = 64) -> tuple[Any, Any]:
+def _prefix_cache(net, images: np.ndarray) -> tuple[Any, Any]:
     """Prefix activations (float16) of the chips and of their mirror images."""
-    torch = _torch()
-    out = []
-    with torch.no_grad():
-        for x in (images, images[:, :, ::-1]):
-            parts = [net.prefix(preprocess_chips(np.ascontiguousarray(x[i : i + batch]), net.resnet.means)).half() for i in range(0, len(x), batch)]
-            out.append(torch.cat(parts) if parts else torch.zeros(0))
-    return out[0], out[1]
+    from .finetune import prefix_features
+
+    a, b = (prefix_features(net.resnet, np.ascontiguousarray(x), net.cut).base.half() for x in (images, images[:, :, ::-1]))
+    return a, b
 
 
 def _predict_cached(net, feats: tuple[Any, Any], flip: bool, batch: int = 256) -> dict[str, np.ndarray]:
-    torch = _torch()
+    torch = require_torch()
     net.eval()
     res: dict[str, list] = {t: [] for t in net.tasks}
     with torch.no_grad():
@@ -163,7 +156,7 @@ def finetune_attributes(data, val, tasks: Sequence, config, *, blocks: int = DEF
     ResNet's blocks get a tenth of it), ``epochs``, ``patience``, ``batch_size``, ``weight_decay``, ``seed``,
     ``label_smoothing``, ``balance``, ``keep``, ``max_minutes``, ``flip_tta`` and ``threads`` apply as for the CNN.
     """
-    torch = _torch()
+    torch = require_torch()
     import torch.nn.functional as F
 
     from .attributes import EpochLog, TrainResult, _kept_epochs, balance_plan, keep_epoch, score_predictions, seed_everything, stop_reason

@@ -273,11 +273,13 @@ def stop_reason(epoch: int, best_epoch: int, spent: float, config: TrainConfig) 
     return None
 
 
-def keep_epoch(kept: dict[int, tuple[float, Any]], keep_k: int | None, epoch: int, score: float, state) -> None:
-    """Record ``epoch``'s (score, weights) as ``config.keep`` asks (``keep_k`` from :func:`_kept_epochs`), dropping the worst beyond K."""
+def keep_epoch(kept: dict[int, tuple[float, Any]], keep_k: int | None, epoch: int, score: float, state: Callable[[], Any]) -> None:
+    """Record ``epoch``'s (score, ``state()``) as ``config.keep`` asks (``keep_k`` from :func:`_kept_epochs`), dropping the worst beyond K.
+
+    ``state`` is called only when the epoch is kept (a copy of the weights costs memory and time)."""
     if keep_k == 0:
         return
-    kept[epoch] = (score, state() if callable(state) else state)
+    kept[epoch] = (score, state())
     if keep_k is not None and len(kept) > keep_k:  # drop the worst (the later one on ties)
         del kept[min(kept, key=lambda e: (kept[e][0], -e))]
 
