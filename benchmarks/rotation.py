@@ -18,14 +18,16 @@ unturned photo minus the turn (so the face's own tilt does not count).
 facelab detects with the default detector and ``rotate="auto"`` (and ``"off"`` for
 the upright timing ratio: ``--timing-rounds`` interleaved rounds, medians) and
 verifies the way :func:`facelab.verify` does (:func:`facelab.largest_face`: the
-``hog,hog@2,cnn`` chain, flip-averaged embeddings, ``rotate="auto"``);
+``hog,hog@2,cnn`` chain, flip-averaged embeddings, ``rotate="auto"``; ``--pick``:
+the largest face, facelab.verify's default, or the central one, LFW's subject, as
+``benchmarks/lfw_verify.py`` picks it);
 face_recognition 1.3.0 (``face_locations`` + ``face_encodings``, HOG, no sweep)
 runs on the same images in the same run.
 
 Usage: python benchmarks/rotation.py --boxes DIR --lfw DIR --pairs FILE
        [--angles 0,15,30,45,60,90,135,180,-90] [--scales 1,2,4] [--limit-pairs N] [--limit-images N]
        [--timing-images N] [--timing-rounds N] [--no-baseline] --json-out FILE
-       python benchmarks/rotation.py --only verification --lfw DIR --pairs FILE [--angles ...] --json-out FILE
+       python benchmarks/rotation.py --only verification --lfw DIR --pairs FILE [--angles ...] [--pick central] --json-out FILE
          (facelab's verification rows alone, e.g. on all 1,000 DevTest pairs with the angles split over processes)
 """
 
@@ -161,12 +163,16 @@ def verification_rows(pairs, angles, embed_fn):
     return out
 
 
-def _largest_embedding(img):
-    """The embedding facelab.verify compares: the largest face (HOG chain, rotate="auto"), flip-averaged."""
-    try:
-        return largest_face(img, rotate="auto").embedding.vector
-    except NoFaceError:
-        return None
+def _main_embedding(pick: str):
+    """The embedding facelab.verify compares: the ``pick`` face (HOG chain, rotate="auto"), flip-averaged."""
+
+    def embed_fn(img):
+        try:
+            return largest_face(img, rotate="auto", pick=pick).embedding.vector
+        except NoFaceError:
+            return None
+
+    return embed_fn
 
 
 def timing(images, mode) -> float:
@@ -192,6 +198,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-baseline", action="store_true", help="skip face_recognition")
     ap.add_argument("--only", choices=("all", "verification"), default="all",
                     help="verification: only the LFW verification rows (e.g. on all pairs, angles split over processes)")
+    ap.add_argument("--pick", choices=("largest", "central"), default="largest",
+                    help="which face of an LFW image is verified: facelab.verify's default (largest) or LFW's subject "
+                         "(central, as benchmarks/lfw_verify.py)")
     ap.add_argument("--json-out", required=True)
     a = ap.parse_args(argv)
     if a.only == "all" and not a.boxes:
@@ -220,13 +229,14 @@ def main(argv=None) -> dict:
         "images": len(images),
         "pairs": len(pairs),
         "threshold": THRESHOLD,
-        "verification": f"facelab.largest_face (as facelab.verify): detector {VERIFY_DETECTOR}, flip-averaged, rotate=auto",
+        "verification": f"facelab.largest_face(pick={a.pick!r}) (as facelab.verify): detector {VERIFY_DETECTOR}, flip-averaged, rotate=auto",
+        "pick": a.pick,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
         "date": time.strftime("%Y-%m-%d"),
     }
     if a.only == "verification":
         print("facelab verification", flush=True)
-        result["angles"] = {k: {"verification": v} for k, v in verification_rows(pairs, angles, _largest_embedding).items()}
+        result["angles"] = {k: {"verification": v} for k, v in verification_rows(pairs, angles, _main_embedding(a.pick)).items()}
         Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {a.json_out}")
@@ -250,7 +260,7 @@ def main(argv=None) -> dict:
     result["scales"] = scale_rows(images, scales, lambda im: facelab_faces(im, "auto"))
 
     print("facelab verification", flush=True)
-    ver = verification_rows(pairs, angles, _largest_embedding)
+    ver = verification_rows(pairs, angles, _main_embedding(a.pick))
     for k in rows:
         rows[k]["verification"] = ver[k]
     result["angles"] = rows

@@ -287,3 +287,23 @@ def test_embedder_option_runs(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["same"] is True, r.stderr
     r = facelab("embed", str(samples / "known" / "obama.jpg"), "--embedder", str(tmp_path / "missing.onnx"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing.onnx" in r.stderr, r.stderr
+
+
+def test_verify_pick_central_takes_the_subject_not_the_largest_face(tmp_path, fr_examples):
+    """A portrait centred on Biden with a larger Obama at its edge: ``--pick central`` verifies Biden, the default the
+    larger Obama; an unknown ``--pick`` is a one-line usage error."""
+    from PIL import Image
+
+    biden = Image.open(fr_examples / "biden.jpg").convert("RGB")
+    obama = Image.open(fr_examples / "obama.jpg").convert("RGB")
+    obama = obama.resize((int(obama.width * 1.6 * biden.height / obama.height), int(1.6 * biden.height)))
+    canvas = Image.new("RGB", (3 * biden.width + obama.width, obama.height), (120, 120, 120))
+    canvas.paste(biden, ((canvas.width - biden.width) // 2, (canvas.height - biden.height) // 2))
+    canvas.paste(obama, (0, 0))
+    photo = tmp_path / "group.jpg"
+    canvas.save(photo)
+    central = json.loads(facelab("verify", str(fr_examples / "biden.jpg"), str(photo), "--pick", "central", "--json").stdout)
+    largest = json.loads(facelab("verify", str(fr_examples / "biden.jpg"), str(photo), "--json").stdout)
+    assert central["same"] is True and largest["same"] is False
+    bad = facelab("verify", str(photo), str(photo), "--pick", "middle")
+    assert bad.returncode == 2 and "--pick must be largest or central" in bad.stderr and "Traceback" not in bad.stderr

@@ -26,6 +26,7 @@ from .common import (
     SaveCropsOpt,
     WorkersOpt,
     err,
+    fail,
     face_label,
     guard,
     make_pipeline,
@@ -131,7 +132,7 @@ def embed(
 
 @guard
 def verify(
-    image1: Annotated[str, typer.Argument(help="First image (its largest face is used).")],
+    image1: Annotated[str, typer.Argument(help="First image (its largest face is used, or see --pick).")],
     image2: Annotated[str, typer.Argument(help="Second image.")],
     threshold: Annotated[Optional[float], typer.Option("--threshold", "-t", help="Distance at or below which faces match (default: the model's calibrated one).")] = None,
     model: EmbedderOpt = "dlib",
@@ -139,12 +140,15 @@ def verify(
     detector: Annotated[str, typer.Option("--detector", "-d", help="Detector (chain) finding the largest face; the default is the one the threshold was calibrated with.")] = VERIFY_DETECTOR,
     rotate: RotateOpt = DEFAULT_ROTATE,
     min_face: MinFaceOpt = VERIFY_MIN_FACE,
+    pick: Annotated[str, typer.Option("--pick", help="Which face of each image: largest, or central (portraits centred on their subject, e.g. LFW).")] = "largest",
     as_json: JsonOpt = False,
 ) -> None:
     """Are the faces in two images the same person?  Exit 1 if either has no face."""
     from ..api import verify as api_verify
 
-    v = api_verify(image1, image2, model=model, threshold=threshold, flip=flip, detector=detector, rotate=rotate_value(rotate), min_face=min_face)
+    if pick not in ("largest", "central"):
+        fail(f"--pick must be largest or central, not {pick!r}")
+    v = api_verify(image1, image2, model=model, threshold=threshold, flip=flip, detector=detector, rotate=rotate_value(rotate), min_face=min_face, pick=pick)
     if as_json:
         print_json({"image1": image1, "image2": image2, **v.to_dict()})
     else:
