@@ -183,16 +183,16 @@ def test_tiny_multitask_training_learns_and_exports(tiny_items, tmp_path):
 
 def test_finetuning_dlib_resnet_for_attributes_learns_and_exports(tiny_items, tmp_path, fr_examples):
     """``--input chip:dlib``: dlib's ResNet (last block) fine-tuned with the heads on 160 UTKFace faces; the ONNX file
-    computes what the torch network does and runs as an attribute model on a photo."""
+    (the trained block + heads, spliced onto the installed network's prefix at load) computes what the torch network
+    does and runs as an attribute model on a photo."""
     pytest.importorskip("torch")
-    import onnxruntime as ort
     import torch
 
     import facelab
     from facelab.attributes import get_attribute_model
     from facelab.attributes.data import ChipSpec, build_chips
     from facelab.attributes.labels import ETHNICITIES, GENDERS
-    from facelab.train.attribute_finetune import export_module, finetune_attributes
+    from facelab.train.attribute_finetune import DROPOUT, export_module, finetune_attributes
     from facelab.train.attributes import TaskSpec, TrainConfig, export_onnx
 
     classes = {"age": [], "gender": list(GENDERS), "ethnicity": list(ETHNICITIES)}
@@ -200,25 +200,43 @@ def test_finetuning_dlib_resnet_for_attributes_learns_and_exports(tiny_items, tm
     data, fails = build_chips(tiny_items[160:], spec, classes, workers=1)
     assert not fails and data.images.shape == (160, 150, 150, 3)
     tasks = [TaskSpec(t, c) for t, c in classes.items()]
-    cfg = TrainConfig(epochs=3, batch_size=32, input="chip:dlib", size=150, channels=3, threads=2)
+    cfg = TrainConfig(epochs=3, batch_size=32, input="chip:dlib", size=150, channels=3, threads=2, dropout=DROPOUT)
     res = finetune_attributes(data, data, tasks, cfg, blocks=1)
     losses = [h.loss for h in res.history]
     assert losses[-1] < losses[0] * 0.9, losses  # measured: [7.92, 6.06, 5.59]
     first = {k: v for k, v in res.net.resnet.params.items() if int(k.split("_")[0]) < res.net.cut}
     assert not any(p.requires_grad for p in first.values())  # the prefix stays the pretrained network
     path = export_onnx(res, tmp_path / "ft.onnx", {"kind": "attributes", "input": "chip:dlib", "tasks": classes, "chip": spec.to_dict()})
-    assert path.stat().st_size < 13e6  # float16 weights: about half of dlib's 22.5 MB
+    assert path.stat().st_size < 4e6  # only the trained block and the heads (float16), not dlib's 22.5 MB network
     x = data.images[:16].transpose(0, 3, 1, 2).astype(np.float32) / 255
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    onnx_out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"chips": x})))
-    with torch.no_grad():
-        torch_out = dict(zip(classes, (t.numpy() for t in export_module(res.net)(torch.from_numpy(x)))))
+    model = get_attribute_model(str(path))
+    onnx_out = model.run(x)  # the installed network's prefix, then the file
+    with torch.no_grad():  # the whole torch network on the chips and their mirror images
+        z = (torch.from_numpy(x) * 255 - torch.tensor(res.net.resnet.means).view(1, 3, 1, 1)) / 256
+        f = res.net.prefix(torch.cat([z, torch.flip(z, dims=[3])]))
+        torch_out = dict(zip(classes, (t.numpy() for t in export_module(res.net)(f))))
     np.testing.assert_allclose(onnx_out["age"], torch_out["age"], atol=0.05)  # years; the weights were rounded to float16
     for t in ("gender", "ethnicity"):
         np.testing.assert_allclose(onnx_out[t], torch_out[t], atol=2e-3)
     faces = facelab.analyze(fr_examples / "obama.jpg", actions=["age"], attribute_models={"age": str(path)})
     assert len(faces) == 1 and 1 <= faces[0].attributes["age"].value <= 116
     assert set(get_attribute_model(str(path)).tasks) == {"age", "gender", "ethnicity"}
+    # a file that continues another version of dlib's network is refused, naming the fix
+    import json
+
+    import onnx
+
+    from facelab.errors import ModelError
+
+    m = onnx.load(str(path))
+    entry = next(e for e in m.metadata_props if e.key == "facelab")
+    meta = json.loads(entry.value)
+    meta["prefix"]["sha256"] = "0" * 64
+    entry.value = json.dumps(meta)
+    other = tmp_path / "other.onnx"
+    onnx.save(m, str(other))
+    with pytest.raises(ModelError, match="another version of dlib_face_recognition_resnet_model_v1.dat"):
+        get_attribute_model(str(other)).prepare()
 
 
 def test_ensemble_averages_members_and_checks_they_match(tiny_items, tmp_path):

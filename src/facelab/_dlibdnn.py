@@ -16,9 +16,10 @@ Overview
     Builds an ``onnx.ModelProto`` computing exactly the network's output tensor
     (the input of the loss layer).  The ONNX input is the float tensor *after*
     dlib's input-layer normalisation, see :func:`preprocess`.
-``converted_onnx_path(dat_path, cache_dir=None)``
+``converted_onnx_path(dat_path, cache_dir=None, stop=None)``
     Converts once and caches the ``.onnx`` file (keyed by the SHA-256 of the
-    ``.dat`` file and the converter version), written atomically.
+    ``.dat`` file and the converter version), written atomically.  ``stop``
+    converts only the layers below it (a fine-tuned network's frozen prefix).
 ``preprocess(rgb_uint8_batch)``
     dlib's ``input_rgb_image*`` normalisation: ``(pixel - channel_mean) / 256``
     with the per-channel means stored in the model file (dlib's defaults are
@@ -992,8 +993,11 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "facelab"
 
 
-def converted_onnx_path(dat_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+def converted_onnx_path(dat_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, *, stop: int | None = None) -> Path:
     """Return the path of the ONNX conversion of ``dat_path``, converting once.
+
+    ``stop``: convert only ``layers[:stop]`` (output: that layer's input feature
+    map), e.g. the frozen prefix below a fine-tuned network's trained blocks.
 
     The file lives in ``cache_dir`` (default ``$FACELAB_CACHE`` or
     ``~/.cache/facelab``) under a name keyed by the SHA-256 of the ``.dat``
@@ -1006,12 +1010,17 @@ def converted_onnx_path(dat_path: str | os.PathLike, cache_dir: str | os.PathLik
     sha = _file_sha256(dat)
     cdir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cdir.mkdir(parents=True, exist_ok=True)
-    out = cdir / f"{dat.stem}-{sha[:24]}-c{CONVERTER_VERSION}.onnx"
+    part = "" if stop is None else f"-l{int(stop)}"
+    out = cdir / f"{dat.stem}-{sha[:24]}{part}-c{CONVERTER_VERSION}.onnx"
     if out.is_file() and out.stat().st_size > 0:
         return out
     parsed = load_dlib_net(dat)
     if parsed.sha256 != sha:  # file changed while we were reading it
         raise DlibModelFormatError(f"{dat}: file changed during conversion")
+    if stop is not None:
+        if not 0 < stop <= len(parsed.layers):
+            raise ValueError(f"{dat}: stop must be in 1..{len(parsed.layers)}, not {stop}")
+        parsed = dataclasses.replace(parsed, layers=parsed.layers[:stop])
     model = to_onnx(parsed)
     data = model.SerializeToString()
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=cdir)

@@ -39,7 +39,7 @@ _SHIPPED = "it ships with facelab in facelab/assets/attributes/: reinstall facel
 SHIPPED_MODELS: dict[str, tuple[str, str, str, str]] = {
     "fer-cnn": ("attr_fer_cnn", "emotion_fer_cnn.onnx", "55a91931e6dc351550592fd7e682c4519e586589e3f3a9d4ad040b28ee81c739", "emotion: 4 facelab CNNs trained on FER2013, averaged over 9 warps (7 classes, 40x40 grey)"),
     "utk-dlib": ("attr_utk_dlib", "utk_dlib_heads.onnx", "e69a22a8ae1afe5bf53cd130644d0558bc288883a67dc01292985d6ab2e00f51", "age + gender + ethnicity: facelab's heads on dlib embeddings, trained on UTKFace"),
-    "utk-dlib-ft": ("attr_utk_dlib_ft", "utk_dlib_ft.onnx", "dfa0b4f0d9078f2c6e8af0fe0c09d10c723cd16dc8334dfd98a3f2c724347061", "age + gender + ethnicity: dlib's ResNet fine-tuned by facelab on UTKFace (last 3 blocks)"),
+    "utk-dlib-ft": ("attr_utk_dlib_ft", "utk_dlib_ft.onnx", "c93c040842324e596141fc8d1adf4477b44838146f4d1d3e7b4b6e5c6fd09a5e", "age + gender + ethnicity: dlib's ResNet fine-tuned by facelab on UTKFace (last 3 blocks)"),
 }
 
 for _name, (_key, _file, _sha, _help) in SHIPPED_MODELS.items():

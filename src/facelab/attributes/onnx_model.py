@@ -11,7 +11,11 @@ after it: class probabilities, or years for ``age``) and what the input is:
   the pipeline already computed it);
 * ``"input": "chip:dlib"``: the 150-px chip dlib's ResNet embeds (5-point
   alignment, 0.25 padding), float ``[0, 1]``, NCHW: a fine-tuned ResNet's input
-  (:mod:`facelab.train.attribute_finetune`).
+  (:mod:`facelab.train.attribute_finetune`).  With ``"prefix"`` metadata the
+  file holds only the network above a frozen prefix of the installed dlib
+  ResNet (``network``, ``sha256``, ``layers``, ``means``, ``mirror``): that
+  prefix is converted from the installed file (once, cached) and runs first on
+  the dlib-normalised chips (and their mirror images when ``mirror``).
 
 Chip models may list test-time warps in ``"tta"`` (``[dx, dy, scale, angle]``
 each, pixels and degrees; see :func:`tta_warps`): the outputs are then the
@@ -89,11 +93,37 @@ class OnnxAttributeModel(AttributeModel):
         self.input = self.meta.get("input", "chip")
         self.spec = ChipSpec.from_dict(self.meta.get("chip", {}))
         self.tta: list[list[float]] | None = self.meta.get("tta") if self.input == "chip" else None
+        self._prefix = self._load_prefix(self.meta.get("prefix")) if self.input == "chip:dlib" else None
         self._sess = ort_session(self.path, self.threads, what="attribute model")
         self._outputs = [o.name for o in self._sess.get_outputs()]
         missing = [t for t in self.tasks if t not in self._outputs]
         if missing:
             raise ModelError(f"{self.path}: no output for task(s) {', '.join(missing)}")
+
+    def _load_prefix(self, prefix: dict[str, Any] | None):
+        """The session of the installed network's frozen layers this model continues (None: the file is whole)."""
+        if not prefix:
+            return None
+        from .._dlibdnn import converted_onnx_path, create_session
+        from ..models import MODEL_FILES, model_path
+
+        key = prefix.get("network", "")
+        if key not in MODEL_FILES:
+            raise ModelError(f"{self.path} continues a network facelab does not know ({key!r})")
+        if MODEL_FILES[key].sha256 != prefix.get("sha256"):
+            raise ModelError(f"{self.path} was trained on another version of {prefix.get('file', key)} than the one facelab pins; "
+                             f"retrain it with this facelab ('facelab train attributes --input chip:dlib')")
+        src = model_path(key)  # verified against the pinned SHA-256; a missing package names what to install
+        return create_session(converted_onnx_path(src, stop=int(prefix["layers"])), self.threads)
+
+    def _prefix_features(self, x: np.ndarray) -> np.ndarray:
+        """[0, 1] chips (N, 3, 150, 150) -> the prefix activations the file takes (chips, then their mirror images)."""
+        pre = self.meta["prefix"]
+        means = np.asarray(pre["means"], np.float32).reshape(1, 3, 1, 1)
+        z = (x * np.float32(255.0) - means) / np.float32(256.0)  # dlib's input normalisation
+        if pre.get("mirror", True):
+            z = np.concatenate([z, z[..., ::-1]])
+        return self._prefix.run(None, {"input": np.ascontiguousarray(z, np.float32)})[0]
 
     # -- inputs ------------------------------------------------------------------
     def inputs(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -120,6 +150,8 @@ class OnnxAttributeModel(AttributeModel):
         """Raw outputs per task for a prepared input batch (averaged over the metadata's ``tta`` warps, if any)."""
         self.prepare()
         tta, n = self.tta, len(x)
+        if self._prefix is not None:
+            x = self._prefix_features(x)
         if tta:
             x = np.concatenate([warp_chips(x, *v) for v in tta])
         res = self._sess.run(self._outputs, {self._sess.get_inputs()[0].name: x})

@@ -285,6 +285,10 @@ def train_attributes(
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, size=spec.size, channels=spec.channels,
         widths=tuple(int(w) for w in widths.split(",")), threads=threads, input=model_input, max_minutes=max_minutes, balance=balance, keep=keep,
     )
+    if model_input == "chip:dlib":
+        from ..train.attribute_finetune import DROPOUT
+
+        cfg = replace(cfg, dropout=DROPOUT)
     task_specs = [TaskSpec(t, classes[t]) for t in present]
     ck = checkpoint or out.with_suffix(".ckpt")
     res = _train_with_progress(train_set, val_set, task_specs, cfg, ck, quiet, blocks=blocks)

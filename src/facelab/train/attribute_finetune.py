@@ -16,9 +16,14 @@ Gaussian label distribution around the true age (sigma 2 years; Gao et al.
 plus a small L1 term on the expectation.  Class tasks use cross-entropy with
 label smoothing (and class weights with ``balance="weights"``).
 
-The exported ONNX file holds the whole network (pretrained prefix included,
-weights stored as float16 and cast back on load): input ``[0, 1]`` chips
-``(N, 3, 150, 150)``, outputs probabilities per class task and years for age.
+The exported ONNX file holds only what training changed: the trained blocks,
+the hidden layer and the heads (weights stored as float16, cast back on load).
+Its input is the frozen prefix's activations; its ``"prefix"`` metadata names
+the installed dlib network (file, SHA-256, layer count) that
+:class:`facelab.attributes.onnx_model.OnnxAttributeModel` converts once
+(:func:`facelab._dlibdnn.converted_onnx_path` with ``stop``) and runs first, in
+float32, exactly as training computed it.  Outputs: probabilities per class
+task and years for age, averaged over the chip and its mirror image.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ AGE_BINS = 117
 AGE_SIGMA = 2.0
 #: Weight of the L1 term on the expected age (years), beside the label-distribution loss.
 AGE_L1 = 0.05
+#: Dropout of the shared hidden layer (``facelab train attributes --input chip:dlib`` sets it; utk-dlib-ft was trained so).
+DROPOUT = 0.3
 #: Residual blocks trained by default (of the network's 14): chosen on UTKFace's validation split (docs/attributes.md).
 DEFAULT_BLOCKS = 3
 
@@ -93,6 +100,12 @@ def build_net(tasks: Mapping[str, int], blocks: int = DEFAULT_BLOCKS, hidden: in
         def export_module(self, flip: bool = True):
             return export_module(self, flip)
 
+        def prefix_metadata(self, flip: bool = True) -> dict[str, Any]:
+            return prefix_metadata(self, flip)
+
+        def prefix_shape(self) -> tuple[int, ...]:
+            return prefix_shape(self)
+
     return DlibAttributeNet()
 
 
@@ -102,21 +115,20 @@ def outputs(net, logits: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_module(net, flip: bool = True):
-    """What the ONNX file computes: ``[0, 1]`` RGB chips (N, 3, 150, 150) in; probabilities / years out (mirror-averaged)."""
-    torch = require_torch()
-    means = torch.tensor(net.resnet.means, dtype=torch.float32).view(1, 3, 1, 1)
+    """What the ONNX file computes: the network above its frozen prefix.
 
-    class Wrapper(torch.nn.Module):
+    Input: the prefix activations (:meth:`prefix` of dlib-normalised chips; with ``flip``, the batch is the chips
+    followed by their mirror images); output: probabilities per class task, years for age (mirror-averaged).
+    """
+    torch = require_torch()
+
+    class Head(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.net, self.flip, self.order = net, flip, list(net.tasks)
-            self.register_buffer("means", means)
 
-        def forward(self, x):
-            x = (x * 255.0 - self.means) / 256.0  # dlib's input normalisation
-            if self.flip:
-                x = torch.cat([x, torch.flip(x, dims=[3])], 0)
-            out = outputs(self.net, self.net(x))
+        def forward(self, f):
+            out = outputs(self.net, self.net.from_prefix(f))
             res = []
             for t in self.order:
                 y = out[t]
@@ -126,7 +138,23 @@ def export_module(net, flip: bool = True):
                 res.append(y)
             return tuple(res)
 
-    return Wrapper().eval()
+    return Head().eval()
+
+
+def prefix_metadata(net, flip: bool = True) -> dict[str, Any]:
+    """What a loader needs to rebuild the frozen prefix from the installed dlib network (``"prefix"`` metadata)."""
+    from pathlib import Path
+
+    parsed = net.resnet.parsed
+    return {"network": "dlib_resnet", "file": Path(parsed.path).name, "sha256": parsed.sha256, "layers": int(net.cut),
+            "means": [float(m) for m in parsed.means], "mirror": bool(flip)}
+
+
+def prefix_shape(net) -> tuple[int, ...]:
+    """Shape of one chip's prefix activations (C, H, W)."""
+    torch = require_torch()
+    with torch.no_grad():
+        return tuple(net.prefix(torch.zeros(1, 3, 150, 150)).shape[1:])
 
 
 def _prefix_cache(net, images: np.ndarray) -> tuple[Any, Any]:
@@ -165,7 +193,7 @@ def finetune_attributes(data, val, tasks: Sequence, config, *, blocks: int = DEF
     seed_everything(config.seed)
     tasks = list(tasks)
     keep_k = _kept_epochs(config.keep)
-    net = build_net({t.name: t.n for t in tasks}, blocks, config.hidden, min(config.dropout, 0.3))
+    net = build_net({t.name: t.n for t in tasks}, blocks, config.hidden, config.dropout)
     net.eval()
     feats = _prefix_cache(net, data.images)
     val_feats = _prefix_cache(net, val.images) if val is not None and len(val) else None
@@ -253,4 +281,4 @@ def finetune_attributes(data, val, tasks: Sequence, config, *, blocks: int = DEF
     return TrainResult(net, tasks, config, history, best_epoch, best_score, best_metrics, stopped, {e: st for e, (_, st) in sorted(kept.items())}, balance)
 
 
-__all__ = ["AGE_BINS", "DEFAULT_BLOCKS", "build_net", "export_module", "finetune_attributes", "outputs"]
+__all__ = ["AGE_BINS", "DEFAULT_BLOCKS", "DROPOUT", "build_net", "export_module", "finetune_attributes", "outputs", "prefix_metadata", "prefix_shape"]

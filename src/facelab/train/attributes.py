@@ -477,27 +477,31 @@ def export_onnx(result: TrainResult, path: str | os.PathLike[str], metadata: dic
     from .attribute_nets import ExportWrapper
 
     finetuned = result.config.input == "chip:dlib"
-    if finetuned:  # dlib's ResNet fine-tuned (facelab.train.attribute_finetune): the net brings its own wrapper
-        wrap, chips = result.net.export_module(flip=result.config.flip_tta), True
-    else:
-        wrap = ExportWrapper(result.net, flip=result.config.flip_tta).eval()
-        chips = wrap.chips
     c, s = result.config.channels, result.config.size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(2, c, s, s) if chips else torch.zeros(2, result.net.dim)
     names = [t.name for t in result.tasks]
-    inp = "chips" if chips else "embeddings"
+    batch = "n"
+    if finetuned:  # dlib's ResNet fine-tuned (the net brings its own export): the file holds what trained,
+        # the loader rebuilds the frozen prefix from the installed network
+        wrap, inp = result.net.export_module(flip=result.config.flip_tta), "features"
+        dummy = torch.zeros(2, *result.net.prefix_shape())
+        batch = "n2" if result.config.flip_tta else "n"  # chips + their mirror images in, one row per chip out
+        metadata = {**metadata, "prefix": result.net.prefix_metadata(result.config.flip_tta)}
+    else:
+        wrap = ExportWrapper(result.net, flip=result.config.flip_tta).eval()
+        inp = "chips" if wrap.chips else "embeddings"
+        dummy = torch.zeros(2, c, s, s) if wrap.chips else torch.zeros(2, result.net.dim)
     import warnings
 
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but needs no onnxscript and handles this net
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             wrap, (dummy,), str(path), input_names=[inp], output_names=names, opset_version=17,
-            dynamic_axes={inp: {0: "n"}, **{k: {0: "n"} for k in names}}, dynamo=False,
+            dynamic_axes={inp: {0: batch}, **{k: {0: "n"} for k in names}}, dynamo=False,
         )
     model = onnx.load(str(path))
-    if finetuned:  # the whole ResNet is in the file: float16 weights halve it (cast back to float32 on load)
+    if finetuned:  # ResNet blocks: float16 weights halve the file (cast back to float32 on load)
         from .ensemble import half_weights
 
         model = half_weights(model)

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InputError
 from ..attributes.onnx_model import read_metadata
 
-_SAME = ("input", "tasks", "chip")
+_SAME = ("input", "tasks", "chip", "prefix")  # prefix: fine-tuned heads continue the same frozen layers
 
 
 def merge_models(
