@@ -29,6 +29,8 @@ Usage: python benchmarks/rotation.py --boxes DIR --lfw DIR --pairs FILE
        [--timing-images N] [--timing-rounds N] [--no-baseline] --json-out FILE
        python benchmarks/rotation.py --only verification --lfw DIR --pairs FILE [--angles ...] [--pick central] --json-out FILE
          (facelab's verification rows alone, e.g. on all 1,000 DevTest pairs with the angles split over processes)
+       python benchmarks/rotation.py --only detection --boxes DIR --lfw DIR --pairs FILE [--angles ...] [--scales ...] --json-out FILE
+         (facelab's detection and scale rows alone)
 """
 
 from __future__ import annotations
@@ -196,21 +198,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--timing-images", type=int, default=200, help="upright LFW images timed with rotate=off and auto")
     ap.add_argument("--timing-rounds", type=int, default=5, help="interleaved off/auto timing rounds (median reported)")
     ap.add_argument("--no-baseline", action="store_true", help="skip face_recognition")
-    ap.add_argument("--only", choices=("all", "verification"), default="all",
-                    help="verification: only the LFW verification rows (e.g. on all pairs, angles split over processes)")
+    ap.add_argument("--only", choices=("all", "verification", "detection"), default="all",
+                    help="verification: only the LFW verification rows (e.g. on all pairs, angles split over processes); "
+                         "detection: only facelab's detection and scale rows (no timing, no baseline)")
     ap.add_argument("--pick", choices=("largest", "central"), default="largest",
                     help="which face of an LFW image is verified: facelab.verify's default (largest) or LFW's subject "
                          "(central, as benchmarks/lfw_verify.py)")
     ap.add_argument("--json-out", required=True)
     a = ap.parse_args(argv)
-    if a.only == "all" and not a.boxes:
+    if a.only != "verification" and not a.boxes:
         ap.error("--boxes is required (unless --only verification)")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     angles = [float(x) for x in a.angles.split(",")]
     scales = [int(x) for x in a.scales.split(",")]
     from facelab.io import load_image
 
-    if a.only == "all":
+    if a.only != "verification":
         ds = voc_dataset(a.boxes)
         which = "val" if is_face_boxes(ds) else "all"
         ds = split(ds, which)
@@ -237,6 +240,15 @@ def main(argv=None) -> dict:
     if a.only == "verification":
         print("facelab verification", flush=True)
         result["angles"] = {k: {"verification": v} for k, v in verification_rows(pairs, angles, _main_embedding(a.pick)).items()}
+        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {a.json_out}")
+        return result
+    if a.only == "detection":
+        print("facelab detection", flush=True)
+        result["angles"], _ = detection_rows(images, angles, lambda im: facelab_faces(im, "auto"))
+        print("facelab scales", flush=True)
+        result["scales"] = scale_rows(images, scales, lambda im: facelab_faces(im, "auto"))
         Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {a.json_out}")

@@ -103,6 +103,8 @@ def detect(
         faces = [orient.fine_roll(image, f) for f in orient.orient_faces(det, image, faces, half_turns=True)]
         if orient.needs_search(faces):
             faces = _search(det, image, orient.search_angles(det), faces)
+        elif orient.doubt_upside_down(det, faces):
+            faces = _search(det, image, (180.0,), faces) or faces
     else:
         angles = mode if isinstance(mode, tuple) else orient.search_angles(det, full=mode == "full")
         faces = _search(det, image, angles, faces)
