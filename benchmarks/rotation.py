@@ -31,6 +31,8 @@ Usage: python benchmarks/rotation.py --boxes DIR --lfw DIR --pairs FILE
          (facelab's verification rows alone, e.g. on all 1,000 DevTest pairs with the angles split over processes)
        python benchmarks/rotation.py --only detection --boxes DIR --lfw DIR --pairs FILE [--angles ...] [--scales ...] --json-out FILE
          (facelab's detection and scale rows alone)
+       python benchmarks/rotation.py --only timing --lfw DIR --pairs FILE [--timing-images N] --json-out FILE
+         (the upright off/auto timing alone, on an idle machine)
 """
 
 from __future__ import annotations
@@ -198,22 +200,23 @@ def main(argv=None) -> dict:
     ap.add_argument("--timing-images", type=int, default=200, help="upright LFW images timed with rotate=off and auto")
     ap.add_argument("--timing-rounds", type=int, default=5, help="interleaved off/auto timing rounds (median reported)")
     ap.add_argument("--no-baseline", action="store_true", help="skip face_recognition")
-    ap.add_argument("--only", choices=("all", "verification", "detection"), default="all",
+    ap.add_argument("--only", choices=("all", "verification", "detection", "timing"), default="all",
                     help="verification: only the LFW verification rows (e.g. on all pairs, angles split over processes); "
-                         "detection: only facelab's detection and scale rows (no timing, no baseline)")
+                         "detection: only facelab's detection and scale rows (no timing, no baseline); "
+                         "timing: only the upright LFW off/auto timing (run it on an idle machine)")
     ap.add_argument("--pick", choices=("largest", "central"), default="largest",
                     help="which face of an LFW image is verified: facelab.verify's default (largest) or LFW's subject "
                          "(central, as benchmarks/lfw_verify.py)")
     ap.add_argument("--json-out", required=True)
     a = ap.parse_args(argv)
-    if a.only != "verification" and not a.boxes:
-        ap.error("--boxes is required (unless --only verification)")
+    if a.only not in ("verification", "timing") and not a.boxes:
+        ap.error("--boxes is required (unless --only verification or timing)")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     angles = [float(x) for x in a.angles.split(",")]
     scales = [int(x) for x in a.scales.split(",")]
     from facelab.io import load_image
 
-    if a.only != "verification":
+    if a.only not in ("verification", "timing"):
         ds = voc_dataset(a.boxes)
         which = "val" if is_face_boxes(ds) else "all"
         ds = split(ds, which)
@@ -265,6 +268,11 @@ def main(argv=None) -> dict:
     result["auto_over_off"] = round(ratio, 3)
     result["auto_over_off_rounds"] = [round(r[1] / r[0], 3) for r in rounds]
     print(f"upright LFW ({len(lfw_imgs)} images, {a.timing_rounds} rounds): off {off:.1f} ms, auto {auto:.1f} ms (median ratio {ratio:.2f}x)", flush=True)
+    if a.only == "timing":
+        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {a.json_out}")
+        return result
 
     print("facelab detection", flush=True)
     rows, _ = detection_rows(images, angles, lambda im: facelab_faces(im, "auto"))

@@ -188,3 +188,51 @@ def test_turned_lfw_portrait_is_embedded_upright(rel, angle, pipeline):
     # the same face, aligned upright: its embedding barely moves (another person is ~0.6 away)
     v = facelab.verify(up, f)
     assert v.same and v.distance < 0.3
+
+
+# face-boxes *training* photos (the ones orient.WIDE_BETWEEN, OFF_GRID_MIN_LOGIT and LEVEL_ROLL were chosen on) whose
+# turned copies lost small faces: "level", a photo tilted 15-45° that is not searched, whose upright pass missed them
+# (the levelled look finds them), "between", faces lost between the 45° views (the 30° steps find them)
+FACE_BOXES_TURNED = [
+    ("maksssksksss92", 15, "level"),
+    ("maksssksksss193", 30, "level"),
+    ("maksssksksss667", 45, "level"),
+    ("maksssksksss130", 60, "between"),
+    ("maksssksksss275", 60, "between"),
+]
+
+
+@pytest.mark.parametrize("stem,angle,why", FACE_BOXES_TURNED, ids=[f"{w}-{s}@{a}" for s, a, w in FACE_BOXES_TURNED])
+def test_turned_crowd_photo_keeps_its_small_faces(stem, angle, why, monkeypatch):
+    from conftest import data_path
+
+    from facelab.detect import orient
+    from facelab.detect.rotate import apply_affine, invert_affine, rotation_matrix
+    from facelab.evaluate import voc_dataset
+    from facelab.types import Box
+
+    [(path, gt)] = [(p, b) for p, b in voc_dataset(data_path("face-boxes")) if Path(p).stem == stem]
+    gt = [g for g in gt if min(g.width, g.height) >= 20]
+    img = turned(Path(path), angle)
+    h, w = facelab.load_image(path).shape[:2]
+    m, (nw, nh) = rotation_matrix(w, h, angle)  # original -> turned canvas (PIL's, centred)
+    m[0, 2] += (img.shape[1] - nw) / 2.0
+    m[1, 2] += (img.shape[0] - nh) / 2.0
+    inv = invert_affine(m)
+
+    def score() -> tuple[int, int]:
+        """(annotated faces found, boxes that are no annotated face), boxes mapped back to the upright photo."""
+        boxes = []
+        for f in detect(img):
+            ((cx, cy),) = apply_affine(inv, [f.box.center])
+            boxes.append(Box.from_center(float(cx), float(cy), f.box.width, f.box.height))
+        found = sum(any(g.iou(b) >= 0.5 for b in boxes) for g in gt)
+        return found, sum(not any(g.iou(b) >= 0.3 for g in gt) for b in boxes)
+
+    found, false = score()
+    if why == "level":
+        monkeypatch.setattr(orient, "LEVEL_ROLL", None)
+    else:
+        monkeypatch.setattr(orient, "WIDE_BETWEEN", ())
+    found_before, false_before = score()
+    assert found > found_before and false <= false_before, (found, false, found_before, false_before)

@@ -59,7 +59,7 @@ DetectorOpt = Annotated[
         "--detector", "-d", help="blazeface_ft, blazeface, blazeface_short, hog, cnn, haar, a chain such as hog,cnn, or a YuNet-style .onnx file."
     ),
 ]
-RotateOpt = Annotated[RotateMode, typer.Option("--rotate", help="Rotation sweep: auto (only if no upright face), on, off, full.")]
+RotateOpt = Annotated[RotateMode, typer.Option("--rotate", help="Faces at any angle: auto (search other angles when no face is found or a face looks turned), on (always search), off, full (every 15 degrees).")]
 MinFaceOpt = Annotated[int, typer.Option("--min-face", min=8, help="Smallest face to find, in pixels.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes (models load once per worker).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]

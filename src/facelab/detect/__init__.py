@@ -87,9 +87,10 @@ def detect(
     measured from keypoints); ``"auto"`` (default) checks the orientation of the
     faces found upright (detectors with keypoints: a turned crop of each face
     scored at 0/90/180/270°) and searches the whole image at every angle only
-    when nothing was found or a face is turned; ``"on"``/``True`` always
-    searches (quarter turns for the BlazeFace family, 30° steps for frontal
-    detectors); ``"full"`` searches denser (45° / 15° steps); a list gives the angles.
+    when nothing was found or a face is turned (a photo whose faces all lean by
+    12.5-30° is also looked at levelled, :data:`orient.LEVEL_ROLL`); ``"on"``/``True`` always
+    searches (45° steps and the 30° steps between them for the BlazeFace family,
+    15° then 30° steps for frontal detectors); ``"full"`` searches every 15°; a list gives the angles.
     ``detector`` may be a fallback chain such as ``"hog,cnn"``.
     ``options`` go to the backend (e.g. ``min_face=40``, ``upsample=1`` for dlib).
     """
@@ -105,6 +106,8 @@ def detect(
             faces = _search(det, image, orient.search_angles(det), faces)
         elif orient.doubt_upside_down(det, faces):
             faces = _search(det, image, (180.0,), faces) or faces
+        elif (tilt := orient.photo_tilt(det, faces)) is not None:
+            faces = faces + _new_faces(det, image, (tilt,), faces)
     else:
         angles = mode if isinstance(mode, tuple) else orient.search_angles(det, full=mode == "full")
         faces = _search(det, image, angles, faces)
@@ -135,9 +138,19 @@ def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     # once the image is searched at every angle, every detection of every view (the upright ones first) must
     # convince the orientation check (false boxes from the turned copies' edges, parts of a turned face taken
     # for a face...): one batch of crops for all of them
-    found = [f for _, f in orient.search_views(det, image, angles, upright=upright)]
-    faces = orient.orient_faces(det, image, found, min_logit=orient.SEARCH_MIN_LOGIT)
+    views = orient.search_views(det, image, angles, upright=upright)
+    floors = [orient.view_min_logit(det, v) for v, _ in views]
+    faces = orient.orient_faces(det, image, [f for _, f in views], min_logit=floors)
     return orient.dedupe([orient.fine_roll(image, f) for f in faces])
+
+
+def _new_faces(det: Detector, image, angles, faces: list[Face]) -> list[Face]:
+    """Faces found in the image turned by ``angles`` and not among ``faces`` (each convincing the check:
+    :func:`orient.view_min_logit`); ``faces`` stay as they are."""
+    views = orient.search_views(det, image, angles, upright=[])
+    found = orient.orient_faces(det, image, [f for _, f in views], min_logit=[orient.view_min_logit(det, v) for v, _ in views])
+    new = orient.dedupe([orient.fine_roll(image, f) for f in found])
+    return [g for g in new if not any(orient.clash(g, f) for f in faces)]
 
 
 __all__ = [
