@@ -188,6 +188,13 @@ def timing(images, mode) -> float:
     return (time.perf_counter() - t) / len(images) * 1000
 
 
+def _written(result: dict, path: str) -> dict:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return result
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--boxes", help="face-boxes folder (VOC XML); required unless --only verification")
@@ -243,19 +250,13 @@ def main(argv=None) -> dict:
     if a.only == "verification":
         print("facelab verification", flush=True)
         result["angles"] = {k: {"verification": v} for k, v in verification_rows(pairs, angles, _main_embedding(a.pick)).items()}
-        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {a.json_out}")
-        return result
+        return _written(result, a.json_out)
     if a.only == "detection":
         print("facelab detection", flush=True)
         result["angles"], _ = detection_rows(images, angles, lambda im: facelab_faces(im, "auto"))
         print("facelab scales", flush=True)
         result["scales"] = scale_rows(images, scales, lambda im: facelab_faces(im, "auto"))
-        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {a.json_out}")
-        return result
+        return _written(result, a.json_out)
     lfw_paths = sorted({p.a for p in pairs} | {p.b for p in pairs})[: a.timing_images]
     lfw_imgs = [load_image(p) for p in lfw_paths]
     # interleaved rounds, the median of each (the machine is shared: one round's ratio swings by 0.1-0.2)
@@ -269,10 +270,7 @@ def main(argv=None) -> dict:
     result["auto_over_off_rounds"] = [round(r[1] / r[0], 3) for r in rounds]
     print(f"upright LFW ({len(lfw_imgs)} images, {a.timing_rounds} rounds): off {off:.1f} ms, auto {auto:.1f} ms (median ratio {ratio:.2f}x)", flush=True)
     if a.only == "timing":
-        Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {a.json_out}")
-        return result
+        return _written(result, a.json_out)
 
     print("facelab detection", flush=True)
     rows, _ = detection_rows(images, angles, lambda im: facelab_faces(im, "auto"))
@@ -298,10 +296,7 @@ def main(argv=None) -> dict:
         for k in brow:
             brow[k]["verification"] = bver[k]
         result["face_recognition"] = {"angles": brow, "scales": scale_rows(images, scales, fr_faces)}
-    Path(a.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json_out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {a.json_out}")
-    return result
+    return _written(result, a.json_out)
 
 
 if __name__ == "__main__":

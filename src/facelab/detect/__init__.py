@@ -138,6 +138,12 @@ def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     # once the image is searched at every angle, every detection of every view (the upright ones first) must
     # convince the orientation check (false boxes from the turned copies' edges, parts of a turned face taken
     # for a face...): one batch of crops for all of them
+    return _checked_views(det, image, angles, upright)
+
+
+def _checked_views(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
+    """``upright`` and the faces of the image turned by ``angles``, each convincing the check
+    (:func:`orient.view_min_logit`), one per place."""
     views = orient.search_views(det, image, angles, upright=upright)
     floors = [orient.view_min_logit(det, v) for v, _ in views]
     faces = orient.orient_faces(det, image, [f for _, f in views], min_logit=floors)
@@ -145,12 +151,8 @@ def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
 
 
 def _new_faces(det: Detector, image, angles, faces: list[Face]) -> list[Face]:
-    """Faces found in the image turned by ``angles`` and not among ``faces`` (each convincing the check:
-    :func:`orient.view_min_logit`); ``faces`` stay as they are."""
-    views = orient.search_views(det, image, angles, upright=[])
-    found = orient.orient_faces(det, image, [f for _, f in views], min_logit=[orient.view_min_logit(det, v) for v, _ in views])
-    new = orient.dedupe([orient.fine_roll(image, f) for f in found])
-    return [g for g in new if not any(orient.clash(g, f) for f in faces)]
+    """Faces found in the image turned by ``angles`` and not among ``faces``; ``faces`` stay as they are."""
+    return [g for g in _checked_views(det, image, angles, []) if not any(orient.clash(g, f) for f in faces)]
 
 
 __all__ = [

@@ -421,9 +421,8 @@ WIDE_BETWEEN: tuple[float, ...] = (30.0, -30.0, 60.0, -60.0, 120.0, -120.0, 150.
 #: ... and for frontal detectors (HOG, CNN, Haar) that need finer steps: every 15° up to 45° (the old sweep),
 #: then every 30°
 FRONTAL_TURNS: tuple[float, ...] = (-15.0, 15.0, -30.0, 30.0, -45.0, 45.0, 60.0, -60.0, 90.0, -90.0, 120.0, -120.0, 150.0, -150.0, 180.0)
-#: ``rotate="full"``: every 15°
-FULL_WIDE: tuple[float, ...] = tuple(float(a) for a in range(-165, 181, 15) if a != 0)
-FULL_FRONTAL: tuple[float, ...] = FULL_WIDE
+#: ``rotate="full"``: every 15° (every detector)
+FULL_TURNS: tuple[float, ...] = tuple(float(a) for a in range(-165, 181, 15) if a != 0)
 #: the check's logit a face found only in a BlazeFace-family view off the 45° grid must reach (others:
 #: :data:`SEARCH_MIN_LOGIT`).  The extra views find small faces the 45° grid misses, and more false boxes.  Chosen on
 #: the 204 face-boxes *training* photos turned 0-180° (9 angles): the lowest threshold whose precision at every angle
@@ -436,10 +435,9 @@ OFF_GRID_MIN_LOGIT = 4.5
 
 def search_angles(det, full: bool = False) -> tuple[float, ...]:
     """The angles :func:`search` tries for ``det`` (``full``: denser)."""
-    wide = can_probe(det)
     if full:
-        return FULL_WIDE if wide else FULL_FRONTAL
-    return WIDE_TURNS + WIDE_BETWEEN if wide else FRONTAL_TURNS
+        return FULL_TURNS
+    return WIDE_TURNS + WIDE_BETWEEN if can_probe(det) else FRONTAL_TURNS
 
 
 def view_min_logit(det, view: float) -> float:
