@@ -19,7 +19,14 @@ its people who appear in no ``pairsDevTest.txt`` pair, exported to ONNX and run 
 DevTest accuracy at the threshold that is best on ``pairsDevTrain.txt`` is subtracted from the frozen dlib embedder's under the
 same protocol (same detections and alignment: facelab.verify's detector chain, central face, flip averaging).
 
-Usage: nice -n 10 python benchmarks/transfer_study.py [--data ../shared/data] [--sets orl,yale,lfw] [--hard lowres24] [--quick]
+``--part distilled`` (run after the study; adds to its JSON): dlib's ResNet distilled for degraded faces
+(:mod:`facelab.train.distill`, default settings) on the shared UTKFace faces (500 held out for the distance curve;
+no LFW, ORL or Yale face), then its rows on every hard case and on ``lfw-clean-to-<--cross-distilled>`` (frozen = its
+features + the head, finetuned = the study's fine-tuning started from it; dlib's rows are added where the study has
+none), and its View 1 accuracy under the protocol above.  ``hard_case_gain_points`` / ``lfw_view1_loss_points`` then
+follow the distilled embedder when it gains more on the headline hard case (``headline_embedder``).
+
+Usage: nice -n 10 python benchmarks/transfer_study.py [--data ../shared/data] [--sets orl,yale,lfw] [--hard lowres24] [--part distilled]
 Writes benchmarks/results/transfer_study.json (+ the studies' folders under --out).
 """
 
@@ -53,6 +60,20 @@ def chips_of(name: str, data: Path, cache: Path) -> ChipSet:
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(f, chips=cs.chips, labels=cs.labels, paths=np.array(cs.paths))
     return cs
+
+
+def utk_chips(data: Path, cache: Path) -> np.ndarray:
+    """dlib chips of the shared UTKFace faces (no identities: the distillation's training faces), cached."""
+    f = cache / "utkface.npz"
+    if f.is_file():
+        return np.load(f)["chips"]
+    from facelab.train.dataset import LabeledImage
+
+    items = [LabeledImage(str(p), "utk") for p in sorted((data / "utkface").glob("*.jpg"))]
+    cs = face_chips(items, min_face=40, progress=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(f, chips=cs.chips)
+    return cs.chips
 
 
 def view1_people(pairs_file: Path) -> set[str]:
@@ -126,11 +147,16 @@ def main() -> int:
     ap.add_argument("--out", default="/tmp/facelab-transfer-study")
     ap.add_argument("--cache", default="/tmp/facelab-transfer-cache")
     ap.add_argument("--json-out", default=str(ROOT / "benchmarks" / "results" / "transfer_study.json"))
+    ap.add_argument("--part", choices=("study", "distilled"), default="study",
+                    help="study: the grid above; distilled: the distilled embedder's rows (and dlib's on --cross-distilled), added to --json-out")
+    ap.add_argument("--cross-distilled", default="lowres24,lowres16", help="with --part distilled: the enrol-clean, probe-degraded sets")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     data, cache, out = Path(args.data), Path(args.cache), Path(args.out)
+    if args.part == "distilled":
+        return distilled_part(args, data, cache, out)
     t0 = time.perf_counter()
     cells, studies = [], {}
     hards = args.hard.split(",")
@@ -210,6 +236,96 @@ def main() -> int:
     Path(args.json_out).write_text(json.dumps(result, indent=1))
     print(f"hard case ({result['hard_case']}): best fine-tuned {100 * best_ft:.2f} % - best frozen {100 * best_frozen:.2f} % = {gain:+.2f} points")
     print(f"LFW View 1 DevTest: frozen dlib {100 * acc_frozen['accuracy']:.2f} %, fine-tuned {100 * acc_mine['accuracy']:.2f} % -> loss {loss:+.2f} points")
+    print(f"written {args.json_out}")
+    return 0
+
+
+def distilled_part(args, data: Path, cache: Path, out: Path) -> int:
+    """The distilled embedder (facelab.train.distill on UTKFace faces, no LFW/ORL/Yale face seen): its rows on the hard
+    cases (its frozen features, and fine-tuned from it), dlib's rows on the enrol-clean sets missing from the study, and
+    its LFW View 1 accuracy; merged into the study's JSON."""
+    import torch
+
+    from facelab.embed import get_embedder
+    from facelab.train.distill import BLOCKS, COPIES, EPOCHS, LR, distill_chips
+
+    t0 = time.perf_counter()
+    result = json.loads(Path(args.json_out).read_text())
+    from facelab.train.torch_resnet import load_dlib_resnet
+
+    utk = utk_chips(data, cache)
+    held, train = utk[:500], utk[500:]
+    saved = cache / f"distilled-b{BLOCKS}-e{EPOCHS}-c{COPIES}-lr{LR:g}-{len(train)}.pt"
+    if saved.is_file():
+        state, history = (lambda d: (d["state"], d["history"]))(torch.load(saved))
+    else:
+        net, history = distill_chips(train, held_out=held, progress=True)
+        state = {k: v.detach().clone() for k, v in net.params.items()}
+        torch.save({"state": state, "history": history}, saved)
+    for row in history:
+        print({k: round(v, 4) for k, v in row.items()}, flush=True)
+
+    def distilled():  # a fresh network with the distilled weights (run_study centres its output in place)
+        n = load_dlib_resnet()
+        with torch.no_grad():
+            for k, v in state.items():
+                n.params[k].copy_(v)
+        return n.eval()
+
+    lfw = chips_of("lfw", data, cache)
+    hards = args.hard.split(",")
+    sets = [(f"lfw-{h}", lfw.degraded(h), None) for h in hards] + [(f"lfw-clean-to-{c}", lfw, lfw.degraded(c)) for c in args.cross_distilled.split(",") if c]
+    cells = [c for c in result["cells"] if c.get("backbone") != "dlib-distilled"]
+    have = {(c["data"], c["backbone"], c["mode"], c["augmentation"]) for c in cells}
+    for label, cs, test in sets:
+        runs = [("dlib-distilled", distilled())]
+        if (label, "dlib", "frozen", "none") not in have:
+            runs.append(("dlib", None))
+        for backbone, resnet in runs:
+            s = run_study(cs, out / f"{label}-{backbone}", backbones=("dlib",), augmentations=("none",), folds=args.folds, epochs=args.epochs,
+                          blocks=args.blocks, n_aug=args.n_aug, title=f"{label} ({backbone})", test_chips=test, resnet=resnet)
+            for c in s["cells"]:
+                cells.append({"data": label, **{k: v for k, v in c.items() if k != "curves"}, "backbone": backbone,
+                              "cell": c["cell"].replace("dlib", backbone, 1), "val_curve": [round(x, 4) for x in c["curves"]["val_acc"]]})
+                print(f"| {label} | {backbone} | {c['mode']} | {c['augmentation']} | {100 * c['accuracy']:.2f} ± {100 * c['std']:.2f} | {c['seconds']:.0f} |", flush=True)
+    net = distilled()
+    onnx_path = out / "lfw-distilled.onnx"
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    net.to_onnx(onnx_path, embedder_metadata(net, 0.6, {"metric": "euclidean", "trained_on": "UTKFace (shared part), distilled"}))
+    v1, train_pairs, test_pairs = view1_chips(data, cache)
+    paths = list(v1)
+    stack = np.stack([v1[p] for p in paths])
+    vf = dict(zip(paths, get_embedder("dlib").embed_chips(stack, flip=True)))
+    vd = dict(zip(paths, get_embedder(str(onnx_path)).embed_chips(stack, flip=True)))
+    acc_frozen, acc_distilled = view1_accuracy(vf, "euclidean", train_pairs, test_pairs), view1_accuracy(vd, "euclidean", train_pairs, test_pairs)
+
+    def best(label: str, backbone: str, modes) -> float | None:
+        v = [c["accuracy"] for c in cells if c["data"] == label and c["backbone"] == backbone and c["mode"] in modes]
+        return max(v) if v else None
+
+    table = {}
+    for label, _, _ in sets:
+        frozen = best(label, "dlib", ("frozen",))
+        d = best(label, "dlib-distilled", ("frozen", "finetuned"))
+        table[label] = {"best_frozen_dlib": frozen, "best_distilled": d, "gain_points": round(100 * (d - frozen), 2)}
+        print(f"{label}: frozen dlib {100 * frozen:.2f} %, distilled embedder (best cell) {100 * d:.2f} % -> {100 * (d - frozen):+.2f} points")
+    loss = 100 * (acc_frozen["accuracy"] - acc_distilled["accuracy"])
+    print(f"LFW View 1 DevTest: frozen dlib {100 * acc_frozen['accuracy']:.2f} %, distilled {100 * acc_distilled['accuracy']:.2f} % -> loss {loss:+.2f} points")
+    result["cells"] = cells
+    h = result["hard_case"]
+    if h in table and table[h]["gain_points"] > result["hard_case_gain_points"]:  # the headline follows the better fine-tuned embedder
+        result.update(hard_case_gain_points=table[h]["gain_points"], lfw_view1_loss_points=round(loss, 2), headline_embedder="distilled")
+    result["distilled"] = {
+        "command": "python benchmarks/transfer_study.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "trained_on": {"set": "utkface (shared part)", "faces": int(len(train)), "held_out_faces": int(len(held))},
+        "settings": {"blocks": BLOCKS, "epochs": EPOCHS, "copies": COPIES, "relative_lr": LR},
+        "history": history,
+        "sets": table,
+        "lfw_view1": {"frozen_dlib": acc_frozen, "distilled": acc_distilled, "loss_points": round(loss, 2)},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    Path(args.json_out).write_text(json.dumps(result, indent=1))
     print(f"written {args.json_out}")
     return 0
 

@@ -139,3 +139,49 @@ def test_transfer_study_grid_writes_curves_and_resumes(orl_chips, tmp_path):
     again = run_study(chips, tmp_path, backbones=("dlib", "cnn"), augmentations=("none", "geometric"), folds=2, epochs=3, n_aug=1, budget=0)
     assert {c["cell"]: c["accuracy"] for c in again["cells"]} == {k: c["accuracy"] for k, c in cells.items()}
     assert set(again["skipped"]) == {"dlib-frozen-geometric", "dlib-finetuned-geometric", "cnn-scratch-geometric"}
+
+
+def test_distillation_brings_degraded_faces_of_unseen_people_towards_their_clean_embeddings(orl_chips):
+    """Distilled on 5 ORL people's faces only, the student puts the *other* 5 people's low-resolution faces nearer to
+    where dlib puts their clean faces, and their clean faces still match dlib's embedding of them."""
+    from facelab.train.distill import _run, distance_to_clean, distill_chips
+    from facelab.train.torch_resnet import load_dlib_resnet
+
+    torch.set_num_threads(1)
+    train = orl_chips.chips[np.isin(orl_chips.labels, TRAINED)]
+    others = orl_chips.chips[np.isin(orl_chips.labels, OTHERS)]
+    teacher = load_dlib_resnet()
+    target = _run(teacher, others)
+    before = {h: distance_to_clean(teacher, others, target, h) for h in ("clean", "lowres16")}
+    net, history = distill_chips(train, blocks=3, epochs=4, copies=3, held_out=others)
+    after = {h: distance_to_clean(net, others, target, h) for h in ("clean", "lowres16")}
+    assert history[-1]["loss"] < history[1]["loss"]
+    assert after["lowres16"] < before["lowres16"] - 0.02, (before, after)
+    # and a clean face still verifies against the frozen network's embedding of it (dlib's threshold 0.6)
+    assert float(((_run(net, others) - target) ** 2).sum(1).sqrt().max()) < 0.6
+
+
+def test_distilled_embedder_from_the_cli_keeps_dlibs_space(tmp_path):
+    """`facelab train embedder --distill` on unlabelled photos writes an ONNX embedder in dlib's euclidean space: two photos
+    of one unseen ORL person match at dlib's 0.6 threshold, two people do not, and the card says what it was trained on."""
+    import facelab
+
+    root = data_path("orl")
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for s in ("s1", "s2", "s3"):
+        for p in sorted((root / s).iterdir()):
+            (folder / f"{s}_{p.name}").symlink_to(p)
+    out = tmp_path / "distilled.onnx"
+    cmd = [sys.executable, "-m", "facelab.cli", "train", "embedder", str(folder), "--distill", "--blocks", "2", "--epochs", "2", "--out", str(out), "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "30 faces distilled" in res.stdout and "euclidean threshold 0.6000" in res.stdout
+    assert "distilled for degraded faces" in out.with_suffix(".md").read_text()
+    a, b, c = root / "s30" / "1.pgm", root / "s30" / "2.pgm", root / "s31" / "1.pgm"
+    same = facelab.verify(str(a), str(b), model=str(out), detector="hog")
+    other = facelab.verify(str(a), str(c), model=str(out), detector="hog")
+    assert same.metric == "euclidean" and same.threshold == pytest.approx(0.6)
+    assert same.same and not other.same, (same.distance, other.distance)
+    bad = subprocess.run(cmd[:-3] + ["--label-regex", "s(\\d+)", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--distill uses no labels" in bad.stderr and "Traceback" not in bad.stderr

@@ -72,6 +72,7 @@ STAND_INS = {
     "clip.mp4": "clip.mp4",
     "team.jpg": "photos/obama_and_biden.jpg",
     "staff.db": "gallery.db",
+    "faces/": "photos/",
 }
 
 #: arguments added to keep a command quick (a README line -> extra arguments)
@@ -82,6 +83,7 @@ EXTRA = {
     "facelab train attributes": ["--epochs", "1", "-q", "--faces", "given", "--size", "32", "--widths", "8,16,32,48"],
     "facelab evaluate attributes": ["-q", "--faces", "given"],
     "facelab cluster who.parquet": ["--all"],
+    "facelab train embedder faces/ --distill": ["--blocks", "1", "--epochs", "1", "-q"],
     "facelab train study": ["--folds", "2", "--epochs", "1", "--backbones", "cnn", "--augment", "none", "-q"],  # the walk's photos have too few unknown faces to form a cluster
 }
 

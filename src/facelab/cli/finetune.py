@@ -28,10 +28,11 @@ def _threads(n: int) -> None:
 
 @guard
 def train_embedder_cmd(
-    folder: Annotated[Path, typer.Argument(help="Labelled images: DIR/<person>/*.jpg.")],
+    folder: Annotated[Path, typer.Argument(help="Labelled images: DIR/<person>/*.jpg (with --distill: any face photos, no labels).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write (a model card .md is written next to it).")] = Path("embedder.onnx"),
-    blocks: Annotated[int, typer.Option("--blocks", min=0, max=14, help="Residual blocks to fine-tune, from the top (0: only the fc layer).")] = 2,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 15,
+    distill: Annotated[bool, typer.Option("--distill", help="Label-free: train so low-resolution and masked faces embed where the frozen network puts their clean versions (keeps dlib's space and 0.6 threshold).")] = False,
+    blocks: Annotated[Optional[int], typer.Option("--blocks", min=0, max=14, help="Residual blocks to fine-tune, from the top (0: only the fc layer). Default 2 (7 with --distill).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs. Default 15 (6 with --distill).")] = None,
     augmentation: Annotated[str, typer.Option("--augment", help="none, geometric or photometric (offline copies, see --n-aug).")] = "none",
     n_aug: Annotated[int, typer.Option("--n-aug", min=1, help="Augmented copies per image.")] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -44,19 +45,32 @@ def train_embedder_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune dlib's face network on your people (CosFace loss) and export an ONNX embedder for --embedder/--model."""
-    from ..train.finetune import finetune_embedder
-
     _threads(threads)
-    rep = finetune_embedder(
-        folder, out, label_regex=label_regex, blocks=blocks, epochs=epochs, augmentation=augmentation, n_aug=n_aug, seed=seed,
-        detector=detector, min_face=min_face, fallback=whole_image, progress=not quiet, command="facelab " + shlex.join(sys.argv[1:]),
-    )
+    command = "facelab " + shlex.join(sys.argv[1:])
+    chosen = {k: v for k, v in (("blocks", blocks), ("epochs", epochs)) if v is not None}
+    if distill:
+        from ..train.distill import distill_embedder
+
+        if label_regex or augmentation != "none":
+            fail("--distill uses no labels and makes its own degraded copies: drop --label-regex / --augment")
+        rep = distill_embedder(folder, out, detector=detector, min_face=min_face, fallback=whole_image, progress=not quiet, command=command, seed=seed, **chosen)
+    else:
+        from ..train.finetune import finetune_embedder
+
+        rep = finetune_embedder(
+            folder, out, label_regex=label_regex, augmentation=augmentation, n_aug=n_aug, seed=seed,
+            detector=detector, min_face=min_face, fallback=whole_image, progress=not quiet, command=command, **chosen,
+        )
     if as_json:
         typer.echo(json.dumps(rep.to_dict(), indent=2))
         return
     h = rep.history[-1]
-    typer.echo(f"{rep.images} images of {rep.people} people; last epoch: loss {h['loss']:.4f}, training accuracy {100 * h['train_acc']:.1f} %")
-    typer.echo(f"embedder written to {rep.path} (cosine threshold {rep.threshold:.4f}, model card {rep.card}); use it with --model {rep.path}")
+    if distill:
+        typer.echo(f"{rep.images} faces distilled; last epoch: loss {h['loss']:.4f}")
+    else:
+        typer.echo(f"{rep.images} images of {rep.people} people; last epoch: loss {h['loss']:.4f}, training accuracy {100 * h['train_acc']:.1f} %")
+    metric = "euclidean" if distill else "cosine"
+    typer.echo(f"embedder written to {rep.path} ({metric} threshold {rep.threshold:.4f}, model card {rep.card}); use it with --embedder {rep.path}")
 
 
 @guard
