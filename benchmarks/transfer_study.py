@@ -129,6 +129,20 @@ def view1_accuracy(vectors: dict[str, np.ndarray], metric: str, train, test) -> 
     return {"accuracy": accuracy_at(d, y, thr), "threshold": float(thr), "devtrain_accuracy": float(train_acc)}
 
 
+def view1_frozen_and(onnx_path: Path, data: Path, cache: Path) -> tuple[dict, dict, int]:
+    """View 1 DevTest accuracy (threshold best on DevTrain) of frozen dlib and of the ONNX embedder at ``onnx_path`` (its own
+    metric), on the same chips, flip averaged; and how many images have a face."""
+    from facelab.embed import get_embedder
+
+    v1, train_pairs, test_pairs = view1_chips(data, cache)
+    paths = list(v1)
+    stack = np.stack([v1[p] for p in paths])
+    mine = get_embedder(str(onnx_path))
+    vf = dict(zip(paths, get_embedder("dlib").embed_chips(stack, flip=True)))
+    vm = dict(zip(paths, mine.embed_chips(stack, flip=True)))
+    return view1_accuracy(vf, "euclidean", train_pairs, test_pairs), view1_accuracy(vm, mine.metric, train_pairs, test_pairs), len(paths)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.environ.get("FACELAB_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
@@ -190,8 +204,6 @@ def main() -> int:
     gain = 100 * (best_ft - best_frozen)
 
     # LFW View 1: frozen dlib vs the embedder fine-tuned on the hard case's people outside pairsDevTest
-    from facelab.embed import get_embedder
-
     hard_chips = chips_of("lfw", data, cache).degraded(hards[0])
     unseen = view1_people(data / "lfw" / "pairsDevTest.txt")
     keep = np.flatnonzero([lab not in unseen for lab in hard_chips.labels])
@@ -200,15 +212,7 @@ def main() -> int:
     net, res = finetune_chips(train_set, blocks=args.blocks, epochs=args.epochs, augmentation=best_aug, n_aug=args.n_aug, seed=0)
     onnx_path = out / "lfw-finetuned.onnx"
     net.to_onnx(onnx_path, embedder_metadata(net, 0.5, {"trained_on": f"LFW View 1 people outside pairsDevTest, {hards[0]}"}))
-    v1, train_pairs, test_pairs = view1_chips(data, cache)
-    paths = list(v1)
-    stack = np.stack([v1[p] for p in paths])
-    frozen = get_embedder("dlib")
-    mine = get_embedder(str(onnx_path))
-    vf = dict(zip(paths, frozen.embed_chips(stack, flip=True)))
-    vm = dict(zip(paths, mine.embed_chips(stack, flip=True)))
-    acc_frozen = view1_accuracy(vf, "euclidean", train_pairs, test_pairs)
-    acc_mine = view1_accuracy(vm, mine.metric, train_pairs, test_pairs)
+    acc_frozen, acc_mine, n_images = view1_frozen_and(onnx_path, data, cache)
     loss = 100 * (acc_frozen["accuracy"] - acc_mine["accuracy"])
     result = {
         "date": time.strftime("%Y-%m-%d"),
@@ -227,7 +231,7 @@ def main() -> int:
             "frozen_dlib": acc_frozen,
             "finetuned": acc_mine,
             "finetuned_trained_on": {"people": len(train_set.classes), "images": len(train_set), "augmentation": best_aug, "degradation": hards[0]},
-            "images_with_face": len(paths),
+            "images_with_face": n_images,
         },
         "lfw_view1_loss_points": round(loss, 2),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -246,18 +250,18 @@ def distilled_part(args, data: Path, cache: Path, out: Path) -> int:
     its LFW View 1 accuracy; merged into the study's JSON."""
     import torch
 
-    from facelab.embed import get_embedder
     from facelab.train.distill import BLOCKS, COPIES, EPOCHS, LR, distill_chips
+    from facelab.train.torch_resnet import load_dlib_resnet
 
     t0 = time.perf_counter()
     result = json.loads(Path(args.json_out).read_text())
-    from facelab.train.torch_resnet import load_dlib_resnet
 
     utk = utk_chips(data, cache)
     held, train = utk[:500], utk[500:]
     saved = cache / f"distilled-b{BLOCKS}-e{EPOCHS}-c{COPIES}-lr{LR:g}-{len(train)}.pt"
     if saved.is_file():
-        state, history = (lambda d: (d["state"], d["history"]))(torch.load(saved))
+        saved_run = torch.load(saved)
+        state, history = saved_run["state"], saved_run["history"]
     else:
         net, history = distill_chips(train, held_out=held, progress=True)
         state = {k: v.detach().clone() for k, v in net.params.items()}
@@ -292,12 +296,7 @@ def distilled_part(args, data: Path, cache: Path, out: Path) -> int:
     onnx_path = out / "lfw-distilled.onnx"
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     net.to_onnx(onnx_path, embedder_metadata(net, 0.6, {"metric": "euclidean", "trained_on": "UTKFace (shared part), distilled"}))
-    v1, train_pairs, test_pairs = view1_chips(data, cache)
-    paths = list(v1)
-    stack = np.stack([v1[p] for p in paths])
-    vf = dict(zip(paths, get_embedder("dlib").embed_chips(stack, flip=True)))
-    vd = dict(zip(paths, get_embedder(str(onnx_path)).embed_chips(stack, flip=True)))
-    acc_frozen, acc_distilled = view1_accuracy(vf, "euclidean", train_pairs, test_pairs), view1_accuracy(vd, "euclidean", train_pairs, test_pairs)
+    acc_frozen, acc_distilled, _ = view1_frozen_and(onnx_path, data, cache)
 
     def best(label: str, backbone: str, modes) -> float | None:
         v = [c["accuracy"] for c in cells if c["data"] == label and c["backbone"] == backbone and c["mode"] in modes]

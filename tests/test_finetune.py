@@ -144,21 +144,22 @@ def test_transfer_study_grid_writes_curves_and_resumes(orl_chips, tmp_path):
 def test_distillation_brings_degraded_faces_of_unseen_people_towards_their_clean_embeddings(orl_chips):
     """Distilled on 5 ORL people's faces only, the student puts the *other* 5 people's low-resolution faces nearer to
     where dlib puts their clean faces, and their clean faces still match dlib's embedding of them."""
-    from facelab.train.distill import _run, distance_to_clean, distill_chips
+    from facelab.train.distill import distance_to_clean, distill_chips
+    from facelab.train.finetune import run_chips
     from facelab.train.torch_resnet import load_dlib_resnet
 
     torch.set_num_threads(1)
     train = orl_chips.chips[np.isin(orl_chips.labels, TRAINED)]
     others = orl_chips.chips[np.isin(orl_chips.labels, OTHERS)]
     teacher = load_dlib_resnet()
-    target = _run(teacher, others)
+    target = run_chips(teacher, others)
     before = {h: distance_to_clean(teacher, others, target, h) for h in ("clean", "lowres16")}
     net, history = distill_chips(train, blocks=3, epochs=4, copies=3, held_out=others)
     after = {h: distance_to_clean(net, others, target, h) for h in ("clean", "lowres16")}
     assert history[-1]["loss"] < history[1]["loss"]
     assert after["lowres16"] < before["lowres16"] - 0.02, (before, after)
     # and a clean face still verifies against the frozen network's embedding of it (dlib's threshold 0.6)
-    assert float(((_run(net, others) - target) ** 2).sum(1).sqrt().max()) < 0.6
+    assert float(((run_chips(net, others) - target) ** 2).sum(1).sqrt().max()) < 0.6
 
 
 def test_distilled_embedder_from_the_cli_keeps_dlibs_space(tmp_path):

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .finetune import FineTuneReport, degrade, embedder_metadata, face_chips
-from .torch_resnet import load_dlib_resnet, preprocess_chips, require_torch
+from .finetune import FineTuneReport, degrade, embedder_metadata, face_chips, run_chips, trainer_settings
+from .torch_resnet import load_dlib_resnet, require_torch
 
 #: Degradations of :func:`random_degradation`: ``lowres`` (shrunk to 10-40 px and back), ``occluded`` (a mask over
 #: the lower face, sometimes also low resolution).
@@ -92,18 +92,8 @@ def relative_lr_groups(net, start: int, lr: float) -> list[dict[str, Any]]:
     return groups
 
 
-def _run(net, x, start: int = 0, stop: int | None = None, batch: int = 64):
-    torch = require_torch()
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(x), batch):
-            xb = x[s : s + batch]
-            out.append(net(preprocess_chips(xb, net.means) if start == 0 else xb, start, stop))
-    return torch.cat(out)
-
-
 def _distance(net, x: np.ndarray, target) -> float:
-    return float(((_run(net, x) - target) ** 2).sum(1).sqrt().mean())
+    return float(((run_chips(net, x, batch=64) - target) ** 2).sum(1).sqrt().mean())
 
 
 def distance_to_clean(net, chips: np.ndarray, teacher_embeddings, how: str) -> float:
@@ -141,19 +131,22 @@ def distill_chips(
     net.eval()  # dlib's network has no batch statistics or dropout: eval and train compute the same
     cut = net.cut(blocks)
     mirrored = np.ascontiguousarray(chips[:, :, ::-1])
-    teacher, teacher_mirrored = _run(net, chips), _run(net, mirrored)
-    xs, ys = [_run(net, chips, 0, cut)], [teacher]
+    base = run_chips(net, chips, cut, batch=64)
+    with torch.no_grad():
+        teacher = net(base, cut)  # the rest of the network on the clean chips' prefix: their embeddings
+    teacher_mirrored = run_chips(net, mirrored, batch=64)
+    xs, ys = [base], [teacher]
     for _ in track(range(copies), copies, "degraded copies", show=progress):
         flip = rng.random(len(chips)) < 0.5
         src = np.where(flip[:, None, None, None], mirrored, chips)
-        xs.append(_run(net, np.stack([random_degradation(c, rng, kinds) for c in src]), 0, cut))
+        xs.append(run_chips(net, np.stack([random_degradation(c, rng, kinds) for c in src]), cut, batch=64))
         ys.append(torch.where(torch.as_tensor(flip)[:, None], teacher_mirrored, teacher))
     x, y = torch.cat(xs), torch.cat(ys)
     del xs, ys
 
     held: dict[str, Any] = {}
     if held_out is not None:
-        held_teacher = _run(net, held_out)
+        held_teacher = run_chips(net, held_out, batch=64)
         held = {how: held_out if how == "clean" else degrade(held_out, how) for how in ("clean", "lowres24", "lowres16", "occluded")}
 
     def held_row() -> dict[str, float]:
@@ -204,9 +197,7 @@ def distill_embedder(
     from ..io.paths import iter_image_paths
     from .dataset import LabeledImage
 
-    unknown = set(train) - {"blocks", "epochs", "copies", "lr", "seed"}
-    if unknown:
-        raise TypeError(f"unknown distillation setting(s): {', '.join(sorted(unknown))}")
+    settings = trainer_settings(distill_chips, train, ("chips", "kinds", "net", "held_out", "progress"), "distillation")
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise InputError("the distilled embedder is written as ONNX: give a file name ending in .onnx", source=str(out))
@@ -218,7 +209,7 @@ def distill_embedder(
         raise InputError("no images in the folder", source=str(folder))
     chips = face_chips(items, detector=detector, min_face=min_face, fallback=fallback, progress=progress)
     net, history = distill_chips(chips.chips, progress=progress, **train)
-    settings = {"blocks": BLOCKS, "epochs": EPOCHS, "copies": COPIES, "lr": LR, "seed": 0, **train, "detector": detector, "min_face": min_face}
+    settings.update(detector=detector, min_face=min_face)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = embedder_metadata(net, THRESHOLD, {"metric": "euclidean", "trained_on": Path(folder).name, "objective": "distill", "settings": settings})
     net.to_onnx(out, meta)

@@ -171,16 +171,21 @@ class ChipFeatures:
     aug: list = field(default_factory=list)
 
 
-def prefix_features(net, chips: np.ndarray, cut: int, *, augmentation: str = "none", n_aug: int = 0, seed: int = 0, batch: int = 32) -> ChipFeatures:
+def run_chips(net, chips: np.ndarray, stop: int | None = None, *, batch: int = 32):
+    """``net``'s layers ``[0, stop)`` (all by default: the embeddings) on uint8 chips, in batches, without gradients."""
     torch = require_torch()
+    outs = []
+    with torch.no_grad():
+        for s in range(0, len(chips), batch):
+            outs.append(net(preprocess_chips(chips[s : s + batch], net.means), 0, stop))
+    return torch.cat(outs)
+
+
+def prefix_features(net, chips: np.ndarray, cut: int, *, augmentation: str = "none", n_aug: int = 0, seed: int = 0, batch: int = 32) -> ChipFeatures:
     rng = np.random.default_rng(seed)
 
     def run(x: np.ndarray):
-        outs = []
-        with torch.no_grad():
-            for s in range(0, len(x), batch):
-                outs.append(net(preprocess_chips(x[s : s + batch], net.means), 0, cut))
-        return torch.cat(outs)
+        return run_chips(net, x, cut, batch=batch)
 
     feats = ChipFeatures(cut, run(chips))
     if augmentation != "none":
@@ -359,6 +364,17 @@ def embedder_metadata(net, threshold: float, extra: dict[str, Any] | None = None
     }
 
 
+def trainer_settings(trainer, given: dict[str, Any], internal: tuple[str, ...], what: str) -> dict[str, Any]:
+    """``trainer``'s keyword defaults (but ``internal``) updated with ``given``; :class:`TypeError` naming unknown ones."""
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(trainer).parameters.items() if k not in internal}
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown {what} setting(s): {', '.join(sorted(unknown))}")
+    return {**defaults, **given}
+
+
 def finetune_embedder(
     folder: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -375,16 +391,10 @@ def finetune_embedder(
     """Fine-tune dlib's ResNet on the people of ``folder`` (``DIR/<person>/*.jpg``) and write ``out`` (.onnx) + a model card.
 
     ``train`` are :func:`finetune_chips`' settings (``blocks``, ``epochs``, ``lr``, ``augmentation``, ``n_aug``, ``seed``, ``keep``)."""
-    import inspect
-
     torch = require_torch()
     from .dataset import identity_dataset
 
-    defaults = {k: v.default for k, v in inspect.signature(finetune_chips).parameters.items() if k not in ("chips", "net")}
-    unknown = set(train) - set(defaults)
-    if unknown:
-        raise TypeError(f"unknown fine-tuning setting(s): {', '.join(sorted(unknown))}")
-    settings = {**defaults, **train}
+    settings = trainer_settings(finetune_chips, train, ("chips", "net"), "fine-tuning")
     augmentation = settings["augmentation"]
     if augmentation not in AUGMENTATIONS:
         raise InputError(f"unknown augmentation {augmentation!r} (choose from {', '.join(AUGMENTATIONS)})")
@@ -460,5 +470,7 @@ __all__ = [
     "fit_margin",
     "pair_threshold",
     "prefix_features",
+    "run_chips",
+    "trainer_settings",
     "write_model_card",
 ]
