@@ -191,3 +191,23 @@ def test_torch_reimplementation_matches_the_tflite_model(obama):
         r, c = net(torch.from_numpy(x).permute(0, 3, 1, 2))
     assert np.abs(r.numpy() - raw).max() < 1e-3
     assert np.abs(c.numpy() - logits).max() < 1e-3
+
+
+@pytest.mark.parametrize("angle", [20.0, -35.0])
+def test_training_turn_keeps_each_box_on_its_face(obama, angle):
+    """The detector training's roll augmentation (``--roll``): the turned box must sit where the face went.
+    The shipped detector, searching the turned photo, finds the face there (centre within 15 % of its side)."""
+    from facelab.train.blazeface import turn_example
+
+    f = detect(obama, "blazeface_ft", rotate="off")[0]
+    box = np.array([[f.box.left, f.box.top, f.box.right, f.box.bottom]], np.float32)
+    img, (turned,) = turn_example(obama, box, angle)
+    assert img.shape[0] > obama.shape[0] and img.shape[1] > obama.shape[1]  # expanded canvas ...
+    assert np.count_nonzero(img.any(axis=2)) > 0.98 * obama.shape[0] * obama.shape[1]  # ... and nothing cut off
+    assert turned[2] - turned[0] == pytest.approx(f.box.width) and turned[3] - turned[1] == pytest.approx(f.box.height)
+    found = detect(img, "blazeface_ft", rotate="on")
+    assert found, "no face in the turned photo"
+    g = max(found, key=lambda x: x.box.area)
+    cx, cy = (turned[0] + turned[2]) / 2, (turned[1] + turned[3]) / 2
+    assert abs(g.box.center[0] - cx) < 0.15 * f.box.width and abs(g.box.center[1] - cy) < 0.15 * f.box.height
+    assert abs(((g.rotation + angle) + 180) % 360 - 180) < 10  # measured roll = the turn (PIL/cv2 turn counter-clockwise)

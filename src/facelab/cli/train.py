@@ -386,6 +386,8 @@ def train_detector(
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
     long_side: Annotated[int, typer.Option("--long-side", help="Image long side at detection time (multiple of 32).")] = 512,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads (the machine may be shared: keep it low).")] = 1,
+    roll: Annotated[float, typer.Option("--roll", min=0, max=180, help="Turn training photos by up to this many degrees either way (0: never).")] = 0.0,
+    roll_prob: Annotated[float, typer.Option("--roll-prob", min=0, max=1, help="Share of training crops turned when --roll > 0.")] = 0.5,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from WORK/last.pt.")] = False,
 ) -> None:
     """Fine-tune BlazeFace full range (face-boxes train split + pasted faces) and export ONNX."""
@@ -400,6 +402,7 @@ def train_detector(
     argv = [
         "--work", str(work), "--data", str(data), "--epochs", str(epochs), "--samples-per-epoch", str(samples_per_epoch),
         "--batch", str(batch), "--lr", str(lr), "--long-side", str(long_side), "--threads", str(threads),
+        "--roll", str(roll), "--roll-prob", str(roll_prob),
     ]
     train_main(argv + (["--resume"] if resume else []))
 

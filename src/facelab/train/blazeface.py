@@ -16,8 +16,8 @@ Data (all from ``../shared/data``; nothing is downloaded):
 
 Training: the network starts from MediaPipe's weights (read from the
 ``.tflite`` file by :mod:`facelab.detect.blazeface_net`).  Each step takes
-random 320x320 crops of rescaled, flipped, colour-jittered, sometimes blurred
-images.  Anchors (one per 4x4 cell) near a face centre are positives; binary
+random square crops (``--crop``, 256 px) of rescaled, flipped (with ``--roll``: turned),
+colour-jittered, sometimes blurred images.  Anchors (one per 4x4 cell) near a face centre are positives; binary
 cross-entropy on scores, smooth-L1 on boxes (relative to the face size), and
 the original network's keypoints (as a teacher) keep the 6 keypoints.  Every
 epoch writes a checkpoint (``--work DIR``; ``--resume`` continues) and a line
@@ -239,8 +239,30 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / max(1e-9, (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def augment(ex: Example, rng: random.Random, long_side: tuple[float, float], crop: int = CROP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A ``crop`` x ``crop`` training crop: ``(image, boxes (N, 4), weights (N,))``; weight 0 = ignore (cut faces)."""
+def turn_example(img: np.ndarray, boxes: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` turned by ``angle`` degrees (counter-clockwise, expanded canvas, black corners, bilinear: a photo
+    turned by an image editor) and its face boxes: each centre turned with the image, width and height kept
+    (the face's own size, the convention ``benchmarks/rotation.py`` scores turned photos with)."""
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(math.ceil(w * c + h * s)), int(math.ceil(w * s + h * c))
+    m[0, 2] += nw / 2.0 - w / 2.0
+    m[1, 2] += nh / 2.0 - h / 2.0
+    out = cv2.warpAffine(img, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    if not len(boxes):
+        return out, boxes
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    ncx, ncy = m[0, 0] * cx + m[0, 1] * cy + m[0, 2], m[1, 0] * cx + m[1, 1] * cy + m[1, 2]
+    hw, hh = (boxes[:, 2] - boxes[:, 0]) / 2, (boxes[:, 3] - boxes[:, 1]) / 2
+    return out, np.stack([ncx - hw, ncy - hh, ncx + hw, ncy + hh], axis=1).astype(np.float32)
+
+
+def augment(
+    ex: Example, rng: random.Random, long_side: tuple[float, float], crop: int = CROP, roll: float = 0.0, roll_prob: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``crop`` x ``crop`` training crop: ``(image, boxes (N, 4), weights (N,))``; weight 0 = ignore (cut faces).
+    With probability ``roll_prob`` the rescaled photo is first turned by up to ``roll`` degrees either way."""
     CROP = crop  # noqa: N806
     img, boxes = ex.image, ex.boxes.copy()
     h, w = img.shape[:2]
@@ -251,6 +273,9 @@ def augment(ex: Example, rng: random.Random, long_side: tuple[float, float], cro
     if rng.random() < 0.5:
         img = img[:, ::-1]
         boxes = np.stack([nw - boxes[:, 2], boxes[:, 1], nw - boxes[:, 0], boxes[:, 3]], axis=1) if len(boxes) else boxes
+    if roll > 0 and rng.random() < roll_prob:
+        img, boxes = turn_example(np.ascontiguousarray(img), boxes, rng.uniform(-roll, roll))
+        nh, nw = img.shape[:2]
     # crop (or pad) to CROP x CROP at a random place
     x0 = rng.randint(min(0, nw - CROP), max(0, nw - CROP))
     y0 = rng.randint(min(0, nh - CROP), max(0, nh - CROP))
@@ -430,7 +455,7 @@ def train(args: argparse.Namespace) -> Path:
                     ex = examples[rng.randrange(n_fb, len(examples))] if len(examples) > n_fb and rng.random() < 0.4 else examples[rng.randrange(n_fb)]
                     if crops:
                         ex = paste_faces(ex, crops, rng, rng.randint(2, 8))
-                img, boxes, wts = augment(ex, rng, (args.long_side * 0.6, args.long_side * 1.5), args.crop)
+                img, boxes, wts = augment(ex, rng, (args.long_side * 0.6, args.long_side * 1.5), args.crop, args.roll, args.roll_prob)
                 lab, t, sz = targets(boxes, wts, anchors)
                 imgs.append(to_input(img))
                 labels.append(lab)
@@ -597,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--box-weight", type=float, default=2.0)
     ap.add_argument("--long-side", type=int, default=512, help="long side of the image at detection time")
     ap.add_argument("--paste-prob", type=float, default=0.3)
+    ap.add_argument("--roll", type=float, default=0.0, help="turn training photos by up to this many degrees either way (0: never)")
+    ap.add_argument("--roll-prob", type=float, default=0.5, help="share of training crops turned when --roll > 0")
     ap.add_argument("--paste-sources", type=int, default=1500)
     ap.add_argument("--eval-every", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
