@@ -23,8 +23,9 @@ same protocol (same detections and alignment: facelab.verify's detector chain, c
 (:mod:`facelab.train.distill`, default settings) on the shared UTKFace faces (500 held out for the distance curve;
 no LFW, ORL or Yale face), then its rows on every hard case and on ``lfw-clean-to-<--cross-distilled>`` (frozen = its
 features + the head, finetuned = the study's fine-tuning started from it; dlib's rows are added where the study has
-none), and its View 1 accuracy under the protocol above.  ``hard_case_gain_points`` / ``lfw_view1_loss_points`` then
-follow the distilled embedder when it gains more on the headline hard case (``headline_embedder``).
+none), and its View 1 accuracy under the protocol above.  ``hard_case_gain_points`` / ``lfw_view1_loss_points`` (and the
+``hard_case_best_*`` figures they come from) then follow the distilled embedder when it gains more on the headline hard case
+(``headline_embedder``).
 
 Usage: nice -n 10 python benchmarks/transfer_study.py [--data ../shared/data] [--sets orl,yale,lfw] [--hard lowres24] [--part distilled]
 Writes benchmarks/results/transfer_study.json (+ the studies' folders under --out).
@@ -313,7 +314,8 @@ def distilled_part(args, data: Path, cache: Path, out: Path) -> int:
     result["cells"] = cells
     h = result["hard_case"]
     if h in table and table[h]["gain_points"] > result["hard_case_gain_points"]:  # the headline follows the better fine-tuned embedder
-        result.update(hard_case_gain_points=table[h]["gain_points"], lfw_view1_loss_points=round(loss, 2), headline_embedder="distilled")
+        result.update(hard_case_gain_points=table[h]["gain_points"], lfw_view1_loss_points=round(loss, 2), headline_embedder="distilled",
+                      hard_case_best_finetuned=table[h]["best_distilled"], hard_case_best_frozen=table[h]["best_frozen_dlib"])
     result["distilled"] = {
         "command": "python benchmarks/transfer_study.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
