@@ -45,6 +45,7 @@ from ..evaluate.face_boxes import split
 from ..io import load_image
 from ..types import Box
 from ..detect.blazeface import decode, ssd_anchors, to_input, weighted_nms
+from ..detect.rotate import apply_affine, rotate_image
 
 CROP = 320
 STRIDE = 4
@@ -243,19 +244,12 @@ def turn_example(img: np.ndarray, boxes: np.ndarray, angle: float) -> tuple[np.n
     """``img`` turned by ``angle`` degrees (counter-clockwise, expanded canvas, black corners, bilinear: a photo
     turned by an image editor) and its face boxes: each centre turned with the image, width and height kept
     (the face's own size, the convention ``benchmarks/rotation.py`` scores turned photos with)."""
-    h, w = img.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
-    c, s = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(math.ceil(w * c + h * s)), int(math.ceil(w * s + h * c))
-    m[0, 2] += nw / 2.0 - w / 2.0
-    m[1, 2] += nh / 2.0 - h / 2.0
-    out = cv2.warpAffine(img, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    out, m = rotate_image(img, angle)
     if not len(boxes):
         return out, boxes
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    ncx, ncy = m[0, 0] * cx + m[0, 1] * cy + m[0, 2], m[1, 0] * cx + m[1, 1] * cy + m[1, 2]
-    hw, hh = (boxes[:, 2] - boxes[:, 0]) / 2, (boxes[:, 3] - boxes[:, 1]) / 2
-    return out, np.stack([ncx - hw, ncy - hh, ncx + hw, ncy + hh], axis=1).astype(np.float32)
+    c = apply_affine(m, np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1))
+    half = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1) / 2
+    return out, np.concatenate([c - half, c + half], axis=1).astype(np.float32)
 
 
 def augment(
