@@ -134,6 +134,29 @@ def test_tiles_find_a_small_face_the_whole_image_misses(fr_examples):
         assert 18 < faces[0].box.width < 45
 
 
+@pytest.mark.parametrize("angle", [15, 30, 45])
+def test_padding_factor_sees_through_a_turned_photos_canvas(angle):
+    """A photo turned by PIL on an expanded canvas (black corners): the factor is sqrt(canvas / photo area);
+    the photo itself, and one whose corners are not dark, get 1.0; a pillar-boxed photo is capped."""
+    from PIL import Image
+
+    from conftest import SAMPLES
+    from facelab.detect.blazeface import PADDING_LIMIT, padding_factor
+
+    pil = Image.open(SAMPLES / "photos" / "obama_and_biden.jpg").convert("RGB")
+    turned = np.asarray(pil.rotate(angle, expand=True))
+    want = np.sqrt(turned.shape[0] * turned.shape[1] / (pil.width * pil.height))
+    assert padding_factor(turned) == pytest.approx(want, rel=0.06)
+    photo = np.asarray(pil)
+    assert padding_factor(photo) == 1.0
+    grey = turned.copy()
+    grey[turned.max(axis=2) <= 8] = 128  # the same turned photo on a grey canvas: not a dark canvas
+    assert padding_factor(grey) == 1.0
+    wide = np.zeros((photo.shape[0], photo.shape[1] * 3, 3), np.uint8)
+    wide[:, photo.shape[1] : 2 * photo.shape[1]] = photo
+    assert padding_factor(wide) == PADDING_LIMIT
+
+
 def test_weighted_nms_merges_a_cluster():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
     scores = np.array([0.9, 0.6, 0.8], np.float32)

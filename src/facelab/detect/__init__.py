@@ -141,18 +141,20 @@ def _search(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
     return _checked_views(det, image, angles, upright)
 
 
-def _checked_views(det: Detector, image, angles, upright: list[Face]) -> list[Face]:
+def _checked_views(det: Detector, image, angles, upright: list[Face], *, through_canvas: bool = False) -> list[Face]:
     """``upright`` and the faces of the image turned by ``angles``, each convincing the check
-    (:func:`orient.view_min_logit`), one per place."""
-    views = orient.search_views(det, image, angles, upright=upright)
+    (:func:`orient.view_min_logit`), one per place (``through_canvas``: see :func:`orient.search_views`)."""
+    views = orient.search_views(det, image, angles, upright=upright, through_canvas=through_canvas)
     floors = [orient.view_min_logit(det, v) for v, _ in views]
     faces = orient.orient_faces(det, image, [f for _, f in views], min_logit=floors)
     return orient.dedupe([orient.fine_roll(image, f) for f in faces])
 
 
 def _new_faces(det: Detector, image, angles, faces: list[Face]) -> list[Face]:
-    """Faces found in the image turned by ``angles`` and not among ``faces``; ``faces`` stay as they are."""
-    return [g for g in _checked_views(det, image, angles, []) if not any(orient.clash(g, f) for f in faces)]
+    """Faces found in the image turned by ``angles`` (scanned through a dark canvas, see
+    :data:`facelab.detect.blazeface.PADDING_LIMIT`) and not among ``faces``; ``faces`` stay as they are."""
+    views = _checked_views(det, image, angles, [], through_canvas=True)
+    return [g for g in views if not any(orient.clash(g, f) for f in faces)]
 
 
 __all__ = [

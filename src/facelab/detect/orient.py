@@ -458,8 +458,9 @@ def search(det, image: np.ndarray, angles: Sequence[float], upright: list[Face] 
     return merge_views(search_views(det, image, angles, upright))
 
 
-def search_views(det, image: np.ndarray, angles: Sequence[float], upright: list[Face] | None = None) -> list[tuple[float, Face]]:
-    """Every detection of the image turned by each angle, mapped back: ``(view angle, face)`` pairs."""
+def search_views(det, image: np.ndarray, angles: Sequence[float], upright: list[Face] | None = None, *, through_canvas: bool = False) -> list[tuple[float, Face]]:
+    """Every detection of the image turned by each angle, mapped back: ``(view angle, face)`` pairs.
+    ``through_canvas``: see ``detect_turned`` (:meth:`facelab.detect.blazeface.SSDFaceDetector.detect_turned`)."""
     found: list[tuple[float, Face]] = []
     for f in upright if upright is not None else det.detect(image):
         r = roll_from_points(f.keypoints)
@@ -471,7 +472,7 @@ def search_views(det, image: np.ndarray, angles: Sequence[float], upright: list[
             continue
         rotated, m = rotate_image(image, angle)
         inv = invert_affine(m)
-        turned = det.detect_turned(rotated, image.shape) if hasattr(det, "detect_turned") else det.detect(rotated)
+        turned = det.detect_turned(rotated, image, through_canvas=through_canvas) if hasattr(det, "detect_turned") else det.detect(rotated)
         for f in turned:
             r = roll_from_points(f.keypoints)
             (cx, cy), = apply_affine(inv, [f.box.center])
