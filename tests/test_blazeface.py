@@ -141,7 +141,7 @@ def test_padding_factor_sees_through_a_turned_photos_canvas(angle):
     from PIL import Image
 
     from conftest import SAMPLES
-    from facelab.detect.blazeface import PADDING_LIMIT, padding_factor
+    from facelab.detect.blazeface import PADDING_LEVEL, PADDING_LIMIT, padding_factor
 
     pil = Image.open(SAMPLES / "photos" / "obama_and_biden.jpg").convert("RGB")
     turned = np.asarray(pil.rotate(angle, expand=True))
@@ -150,7 +150,7 @@ def test_padding_factor_sees_through_a_turned_photos_canvas(angle):
     photo = np.asarray(pil)
     assert padding_factor(photo) == 1.0
     grey = turned.copy()
-    grey[turned.max(axis=2) <= 8] = 128  # the same turned photo on a grey canvas: not a dark canvas
+    grey[turned.max(axis=2) <= PADDING_LEVEL] = 128  # the same turned photo on a grey canvas: not a dark canvas
     assert padding_factor(grey) == 1.0
     wide = np.zeros((photo.shape[0], photo.shape[1] * 3, 3), np.uint8)
     wide[:, photo.shape[1] : 2 * photo.shape[1]] = photo
