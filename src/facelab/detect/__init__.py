@@ -107,7 +107,7 @@ def detect(
         elif orient.doubt_upside_down(det, faces):
             faces = _search(det, image, (180.0,), faces) or faces
         elif (tilt := orient.photo_tilt(det, faces)) is not None:
-            faces = faces + _new_faces(det, image, (tilt,), faces)
+            faces = _levelled(det, image, tilt, faces)
     else:
         angles = mode if isinstance(mode, tuple) else orient.search_angles(det, full=mode == "full")
         faces = _search(det, image, angles, faces)
@@ -150,11 +150,13 @@ def _checked_views(det: Detector, image, angles, upright: list[Face], *, through
     return orient.dedupe([orient.fine_roll(image, f) for f in faces])
 
 
-def _new_faces(det: Detector, image, angles, faces: list[Face]) -> list[Face]:
-    """Faces found in the image turned by ``angles`` (scanned through a dark canvas, see
-    :data:`facelab.detect.blazeface.PADDING_LIMIT`) and not among ``faces``; ``faces`` stay as they are."""
-    views = _checked_views(det, image, angles, [], through_canvas=True)
-    return [g for g in views if not any(orient.clash(g, f) for f in faces)]
+def _levelled(det: Detector, image, tilt: float, faces: list[Face]) -> list[Face]:
+    """``faces`` and the faces of the image levelled at ``tilt`` (scanned through a dark canvas, see
+    :data:`facelab.detect.blazeface.PADDING_LIMIT`): a face found both ways keeps the levelled read
+    (drawn on the face upright, scanned finer), faces found only upright stay (see :data:`orient.LEVEL_ROLL`)."""
+    levelled = _checked_views(det, image, (tilt,), [], through_canvas=True)
+    kept = [f for f in faces if not any(orient.clash(g, f) for g in levelled)]
+    return kept + levelled
 
 
 __all__ = [
