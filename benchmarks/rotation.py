@@ -179,8 +179,8 @@ def _main_embedding(pick: str):
     return embed_fn
 
 
-def timing(images, mode) -> tuple[float, list[float]]:
-    """Mean ms per image with ``rotate=mode``, and each image's ms."""
+def timing(images, mode) -> list[float]:
+    """Each image's ms with ``rotate=mode``."""
     get_detector(DEFAULT_DETECTOR).prepare()
     detect(images[0], rotate=mode)
     each = []
@@ -188,7 +188,7 @@ def timing(images, mode) -> tuple[float, list[float]]:
         t = time.perf_counter()
         detect(img, rotate=mode)
         each.append((time.perf_counter() - t) * 1000)
-    return float(np.mean(each)), each
+    return each
 
 
 def _written(result: dict, path: str) -> dict:
@@ -264,10 +264,10 @@ def main(argv=None) -> dict:
     lfw_imgs = [load_image(p) for p in lfw_paths]
     # interleaved rounds, the median of each (the machine is shared: one round's ratio swings by 0.1-0.2)
     runs = [(timing(lfw_imgs, "off"), timing(lfw_imgs, "auto")) for _ in range(a.timing_rounds)]
-    rounds = [(o[0], u[0]) for o, u in runs]
+    rounds = [(float(np.mean(o)), float(np.mean(u))) for o, u in runs]
     # each image's fastest run in either mode (as timeit advises: slower runs are other work on a shared machine)
-    best_off = np.min([o[1] for o, _ in runs], axis=0)
-    best_auto = np.min([u[1] for _, u in runs], axis=0)
+    best_off = np.min([o for o, _ in runs], axis=0)
+    best_auto = np.min([u for _, u in runs], axis=0)
     result["auto_over_off_best"] = round(float(best_auto.sum() / best_off.sum()), 3)
     result["best_ms_per_image"] = {"off": round(float(best_off.mean()), 1), "auto": round(float(best_auto.mean()), 1)}
     off = float(np.median([r[0] for r in rounds]))

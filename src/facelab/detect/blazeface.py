@@ -218,9 +218,9 @@ def inside_fraction(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
 #: ``rotate(expand=True)`` does; pillar-boxed) scans it as if the canvas were not there, up to this factor finer
 #: (1.0: off): the canvas makes the photo smaller in the scan, and its small faces were lost.  Chosen on the 204
 #: face-boxes *training* photos turned 15-60°: recall 15° 0.913 -> 0.918, 30° 0.911 -> 0.913, 45° 0.913 -> 0.915,
-#: 60° unchanged, precision within 0.001 (15° 0.877 -> 0.876, 30° 0.877 -> 0.878, 45° 0.874 -> 0.875, 60° 0.874).  Every view of the whole-photo search scanned that way found
-#: more (0.922-0.929 at 15-135°) but lost precision (60°: 0.874 -> 0.838), and so did the upright pass (15°:
-#: 0.877 -> 0.855): neither is done.
+#: 60° unchanged, precision within 0.001 (15° 0.877 -> 0.876, 30° 0.877 -> 0.878, 45° 0.874 -> 0.875, 60° 0.874).
+#: Every view of the whole-photo search scanned that way found more (0.922-0.929 at 15-135°) but lost precision
+#: (60°: 0.874 -> 0.838), and so did the upright pass (15°: 0.877 -> 0.855): neither is done.
 PADDING_LIMIT = 1.5
 #: pixels no brighter than this (every channel) count as canvas (JPEG leaves black slightly above 0)
 PADDING_LEVEL = 8
