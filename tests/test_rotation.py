@@ -260,3 +260,24 @@ def test_tilted_photo_keeps_the_levelled_read_of_a_face():
     assert back(face).iou(gt) >= 0.5
     [up] = detect(turned_face_boxes_photo("maksssksksss224", 0)[0])  # the face leans in the photo itself
     assert angle_diff(face.rotation, up.rotation - 30) <= 10
+
+
+def test_sure_upright_face_is_checked_with_one_crop(monkeypatch):
+    """``rotate="auto"``'s first look (:data:`orient.QUICK_LOGIT`): an upright portrait the check is sure of at its
+    own roll is cut out once, not at four quarter turns, and comes out exactly as with the four crops."""
+    from facelab.detect import get_detector, orient
+
+    img = facelab.load_image(KNOWN / "obama.jpg")
+    det = get_detector()
+    sizes: list[int] = []
+    probe = det.probe
+    monkeypatch.setattr(det, "probe", lambda crops: sizes.append(len(crops)) or probe(crops))
+    [quick] = detect(img, det)
+    assert sizes == [1]
+    detect(img, "hog")  # faces of detectors the BlazeFace check lends itself to still get the four crops
+    assert sizes[1] == 4
+    monkeypatch.setattr(orient, "QUICK_LOGIT", None)
+    del sizes[:]
+    [full] = detect(img, det)
+    assert sizes == [4]
+    assert (full.box, full.rotation, full.score) == (quick.box, quick.rotation, quick.score)

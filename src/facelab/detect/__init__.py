@@ -101,7 +101,7 @@ def detect(
     if mode == "off":
         faces = [orient.fine_roll(image, orient.measure_roll(f)) for f in faces]
     elif mode == "auto":
-        faces = [orient.fine_roll(image, f) for f in orient.orient_faces(det, image, faces, half_turns=True)]
+        faces = [orient.fine_roll(image, f) for f in orient.orient_faces(det, image, faces, half_turns=True, quick=True)]
         if orient.needs_search(faces):
             faces = _search(det, image, orient.search_angles(det), faces)
         elif orient.doubt_upside_down(det, faces):
