@@ -287,9 +287,8 @@ def _probe(det, image: np.ndarray, jobs: list[tuple[Face, float]]) -> list[tuple
 #: face this sure at its own roll had such a crop.  Chosen on the quarter-turn logits of the upright pass's
 #: faces in 300 LFW *DevTrain* photos (0, ±45, ±90, ±135, 180°; 2,631 faces) and the 204 face-boxes *training*
 #: photos (0-180°, 9 angles; 3,691 faces): the surest face whose four crops said "turned" or "ambiguous" scored
-#: 7.08 at its own roll (an LFW portrait turned 180°), so 8.0 leaves a margin of 0.9 (and equals
-#: :data:`UPSIDE_DOWN_LOGIT`); 76 % of the upright DevTrain faces score at least 8.0 (one crop instead of four:
-#: ~2.1 ms instead of ~6 ms); None: always four crops
+#: 7.08 at its own roll (an LFW portrait turned 180°), so 8.0 leaves a margin of 0.9; 76 % of the upright
+#: DevTrain faces score at least 8.0 (one crop instead of four: ~2.1 ms instead of ~6 ms); None: always four crops
 QUICK_LOGIT: float | None = 8.0
 
 
@@ -298,12 +297,12 @@ def _quick_probe(det, image: np.ndarray, jobs: list[tuple[Face, float]]) -> list
     crop scores below :data:`QUICK_LOGIT` (the rest get no hit there: ``-inf``)."""
     if QUICK_LOGIT is None:
         return _probe(det, image, jobs)
-    own = _probe(det, image, jobs[0::4])
-    doubtful = {i for i, (hit, _m) in enumerate(own) if hit is None or hit[0] < QUICK_LOGIT}
+    at_roll = _probe(det, image, jobs[0::4])
+    doubtful = {i for i, (hit, _m) in enumerate(at_roll) if hit is None or hit[0] < QUICK_LOGIT}
     more = iter(_probe(det, image, [jobs[4 * i + t] for i in sorted(doubtful) for t in (1, 2, 3)]) if doubtful else [])
     size = int(getattr(det, "probe_size", PROBE_SIZE))
     hits: list = []
-    for i, first in enumerate(own):
+    for i, first in enumerate(at_roll):
         if i in doubtful:
             hits += [first, next(more), next(more), next(more)]
         else:
