@@ -28,11 +28,13 @@ Usage: python benchmarks/rotation.py --boxes DIR --lfw DIR --pairs FILE
        [--angles 0,15,30,45,60,90,135,180,-90] [--scales 1,2,4] [--limit-pairs N] [--limit-images N]
        [--timing-images N] [--timing-rounds N] [--no-baseline] --json-out FILE
        python benchmarks/rotation.py --only verification --lfw DIR --pairs FILE [--angles ...] [--pick central] --json-out FILE
-         (facelab's verification rows alone, e.g. on all 1,000 DevTest pairs with the angles split over processes)
+         (the verification rows alone, e.g. on all 1,000 DevTest pairs with the angles split over processes)
        python benchmarks/rotation.py --only detection --boxes DIR --lfw DIR --pairs FILE [--angles ...] [--scales ...] --json-out FILE
-         (facelab's detection and scale rows alone)
+         (the detection and scale rows alone; both parts with face_recognition's rows unless --no-baseline)
        python benchmarks/rotation.py --only timing --lfw DIR --pairs FILE [--timing-images N] --json-out FILE
          (the upright off/auto timing alone, on an idle machine)
+       python benchmarks/rotation.py --merge A.json B.json ... --json-out FILE
+         (the parts joined into one result; they must share their setup, and an angle measured twice must agree)
 """
 
 from __future__ import annotations
@@ -201,8 +203,8 @@ def _written(result: dict, path: str) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--boxes", help="face-boxes folder (VOC XML); required unless --only verification")
-    ap.add_argument("--lfw", required=True, help="folder of LFW images (<name>/<name>_NNNN.jpg)")
-    ap.add_argument("--pairs", required=True, help="pairsDevTest.txt")
+    ap.add_argument("--lfw", help="folder of LFW images (<name>/<name>_NNNN.jpg)")
+    ap.add_argument("--pairs", help="pairsDevTest.txt")
     ap.add_argument("--angles", default="0,15,30,45,60,90,135,180,-90")
     ap.add_argument("--scales", default="1,2,4")
     ap.add_argument("--limit-pairs", type=int, default=0, help="first N/2 matched and N/2 mismatched pairs (0: all)")
@@ -212,13 +214,27 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-baseline", action="store_true", help="skip face_recognition")
     ap.add_argument("--only", choices=("all", "verification", "detection", "timing"), default="all",
                     help="verification: only the LFW verification rows (e.g. on all pairs, angles split over processes); "
-                         "detection: only facelab's detection and scale rows (no timing, no baseline); "
+                         "detection: only the detection and scale rows (no timing); "
                          "timing: only the upright LFW off/auto timing (run it on an idle machine)")
     ap.add_argument("--pick", choices=("largest", "central"), default="largest",
                     help="which face of an LFW image is verified: facelab.verify's default (largest) or LFW's subject "
                          "(central, as benchmarks/lfw_verify.py)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="join the JSON files of runs split by angle or --only into --json-out")
     ap.add_argument("--json-out", required=True)
     a = ap.parse_args(argv)
+    if a.merge:
+        try:
+            parts = [json.loads(Path(f).read_text()) for f in a.merge]
+        except (OSError, ValueError) as e:
+            ap.error(f"--merge: {e}")
+        return _written(merged(parts), a.json_out)
+    if not a.lfw or not a.pairs:
+        ap.error("--lfw and --pairs are required (unless --merge)")
+    if not a.no_baseline and a.only != "timing":
+        import importlib.util
+
+        if importlib.util.find_spec("face_recognition") is None:
+            ap.error("the face_recognition column needs face_recognition 1.3.0 (pip install face_recognition==1.3.0); or pass --no-baseline")
     if a.only not in ("verification", "timing") and not a.boxes:
         ap.error("--boxes is required (unless --only verification or timing)")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -241,27 +257,33 @@ def main(argv=None) -> dict:
     result: dict = {
         "detector": DEFAULT_DETECTOR,
         "rotate": "auto",
-        "split": which,
-        "images": len(images),
-        "pairs": len(pairs),
-        "threshold": THRESHOLD,
-        "verification": f"facelab.largest_face(pick={a.pick!r}) (as facelab.verify): detector {VERIFY_DETECTOR}, flip-averaged, rotate=auto",
-        "pick": a.pick,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
         "date": time.strftime("%Y-%m-%d"),
     }
+    if a.only in ("all", "detection"):
+        result["split"], result["images"] = which, len(images)
+    if a.only in ("all", "verification"):
+        result["pairs"] = len(pairs)
+        result["threshold"] = THRESHOLD
+        result["verification"] = f"facelab.largest_face(pick={a.pick!r}) (as facelab.verify): detector {VERIFY_DETECTOR}, flip-averaged, rotate=auto"
+        result["pick"] = a.pick
     if a.only == "verification":
         print("facelab verification", flush=True)
         result["angles"] = {k: {"verification": v} for k, v in verification_rows(pairs, angles, _main_embedding(a.pick)).items()}
+        if not a.no_baseline:
+            result["face_recognition"] = {"angles": {k: {"verification": v} for k, v in _fr_verification(pairs, angles).items()}}
         return _written(result, a.json_out)
     if a.only == "detection":
         print("facelab detection", flush=True)
         result["angles"], _ = detection_rows(images, angles, lambda im: facelab_faces(im, "auto"))
         print("facelab scales", flush=True)
         result["scales"] = scale_rows(images, scales, lambda im: facelab_faces(im, "auto"))
+        if not a.no_baseline:
+            result["face_recognition"] = _fr_detection(images, angles, scales)
         return _written(result, a.json_out)
     lfw_paths = sorted({p.a for p in pairs} | {p.b for p in pairs})[: a.timing_images]
     lfw_imgs = [load_image(p) for p in lfw_paths]
+    result["timing_images"], result["timing_rounds"] = len(lfw_imgs), a.timing_rounds
     # interleaved rounds, the median of each (the machine is shared: one round's ratio swings by 0.1-0.2)
     runs = [(timing(lfw_imgs, "off"), timing(lfw_imgs, "auto")) for _ in range(a.timing_rounds)]
     rounds = [(float(np.mean(o)), float(np.mean(u))) for o, u in runs]
@@ -292,20 +314,56 @@ def main(argv=None) -> dict:
         rows[k]["verification"] = ver[k]
     result["angles"] = rows
     if not a.no_baseline:
-        import face_recognition
-
-        print("face_recognition 1.3.0", flush=True)
-        brow, _ = detection_rows(images, angles, fr_faces)
-
-        def fr_emb(img):
-            e = face_recognition.face_encodings(img)
-            return np.asarray(e[0]) if e else None
-
-        bver = verification_rows(pairs, angles, fr_emb)
-        for k in brow:
-            brow[k]["verification"] = bver[k]
-        result["face_recognition"] = {"angles": brow, "scales": scale_rows(images, scales, fr_faces)}
+        result["face_recognition"] = base = _fr_detection(images, angles, scales)
+        for k, v in _fr_verification(pairs, angles).items():
+            base["angles"][k]["verification"] = v
     return _written(result, a.json_out)
+
+
+def _fr_detection(images, angles, scales) -> dict:
+    """face_recognition 1.3.0's detection and scale rows on the same photos."""
+    print("face_recognition 1.3.0 detection", flush=True)
+    rows, _ = detection_rows(images, angles, fr_faces)
+    return {"angles": rows, "scales": scale_rows(images, scales, fr_faces)}
+
+
+def _fr_verification(pairs, angles) -> dict:
+    """face_recognition 1.3.0's verification rows (its first face's encoding) on the same pairs."""
+    import face_recognition
+
+    def fr_emb(img):
+        e = face_recognition.face_encodings(img)
+        return np.asarray(e[0]) if e else None
+
+    print("face_recognition 1.3.0 verification", flush=True)
+    return verification_rows(pairs, angles, fr_emb)
+
+
+def merged(parts: list[dict]) -> dict:
+    """One result from runs split by angle or by part (``--only``): their rows joined; every other field
+    must agree between the runs that give it (the same setup), the date being the latest."""
+    out: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if key in ("angles", "scales", "face_recognition"):
+                _merge_rows(out.setdefault(key, {}), value, key)
+            elif key == "date":
+                out[key] = max(out.get(key, value), value)
+            elif key not in out:
+                out[key] = value
+            elif out[key] != value:
+                raise SystemExit(f"cannot merge: {key!r} differs between the runs ({out[key]!r} vs {value!r})")
+    return out
+
+
+def _merge_rows(into: dict, rows: dict, where: str) -> None:
+    for k, v in rows.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge_rows(into[k], v, f"{where}.{k}")
+        elif k in into and into[k] != v:
+            raise SystemExit(f"cannot merge: {where}.{k} measured twice with different results")
+        else:
+            into[k] = v
 
 
 if __name__ == "__main__":
