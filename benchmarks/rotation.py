@@ -202,9 +202,9 @@ def _written(result: dict, path: str) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--boxes", help="face-boxes folder (VOC XML); required unless --only verification")
-    ap.add_argument("--lfw", help="folder of LFW images (<name>/<name>_NNNN.jpg)")
-    ap.add_argument("--pairs", help="pairsDevTest.txt")
+    ap.add_argument("--boxes", help="face-boxes folder (VOC XML); required for the detection rows (not with --only verification or timing)")
+    ap.add_argument("--lfw", help="folder of LFW images (<name>/<name>_NNNN.jpg); required unless --merge")
+    ap.add_argument("--pairs", help="pairsDevTest.txt; required unless --merge")
     ap.add_argument("--angles", default="0,15,30,45,60,90,135,180,-90")
     ap.add_argument("--scales", default="1,2,4")
     ap.add_argument("--limit-pairs", type=int, default=0, help="first N/2 matched and N/2 mismatched pairs (0: all)")
